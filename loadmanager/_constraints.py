@@ -1,0 +1,280 @@
+"""Field rules shared by the models' validators and the input converter.
+
+Each rule is an attrs validator. It raises :class:`ValidationError` whose paths
+start with the attribute's wire name, so the converter can place them under the
+right parent when it structures nested input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._naming import camel
+from .errors import FieldError, ValidationError
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_TAGS = 50
+MAX_TAG = 64
+MAX_USERS = 1_000_000
+MAX_URL = 2048
+MAX_LOCUSTFILE = 512
+MAX_ACTOR = 256
+MAX_USER_CLASSES = 50
+
+_IDENT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _fail(attribute: attrs.Attribute[Any], message: str, suffix: str = "") -> ValidationError:
+    return ValidationError([FieldError(camel(attribute.name) + suffix, message)])
+
+
+def rule(check: Callable[[Any], str | None]) -> Validator:
+    """Turn ``check(value) -> problem or None`` into an attrs validator."""
+
+    def validate(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        problem = check(value)
+        if problem is not None:
+            raise _fail(attribute, problem)
+
+    return validate
+
+
+def optional(validator: Validator) -> Validator:
+    """Apply ``validator`` unless the value is ``None``."""
+
+    def validate(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            validator(inst, attribute, value)
+
+    return validate
+
+
+def each(check: Callable[[Any], str | None], *, max_items: int) -> Validator:
+    """Validate a tuple item by item, reporting every bad item by index."""
+
+    def validate(_inst: Any, attribute: attrs.Attribute[Any], value: Sequence[Any]) -> None:
+        problems: list[FieldError] = []
+        if len(value) > max_items:
+            problems.append(FieldError(camel(attribute.name), f"at most {max_items} items"))
+        for index, item in enumerate(value):
+            problem = check(item)
+            if problem is not None:
+                problems.append(FieldError(f"{camel(attribute.name)}[{index}]", problem))
+        if problems:
+            raise ValidationError(problems)
+
+    return validate
+
+
+def text(*, max_len: int, required: bool = True) -> Callable[[Any], str | None]:
+    """A string of bounded length, non-blank when required, with no control characters."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return "must be a string"
+        if required and not value.strip():
+            return "must not be empty"
+        if len(value) > max_len:
+            return f"must be at most {max_len} characters"
+        return None
+
+    return check
+
+
+def single_line(*, max_len: int) -> Callable[[Any], str | None]:
+    """Like :func:`text`, and no control characters either (names, tags, actors)."""
+    base = text(max_len=max_len)
+
+    def check(value: Any) -> str | None:
+        problem = base(value)
+        if problem is None and _CONTROL.search(value):
+            return "must not contain control characters"
+        return problem
+
+    return check
+
+
+def identifier(value: Any) -> str | None:
+    """Tenant, environment and cluster ids: ``[A-Za-z0-9._-]{1,64}``."""
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        return "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+    return None
+
+
+def object_id(value: Any) -> str | None:
+    """Ids the library generates, or that a caller passes to look one up."""
+    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+        return "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'"
+    return None
+
+
+def user_class(value: Any) -> str | None:
+    """A Locust user class name, which must be a Python identifier."""
+    if not isinstance(value, str) or not _CLASS_NAME.fullmatch(value):
+        return "must be a Python class name"
+    return None
+
+
+def http_url(value: Any) -> str | None:
+    """An absolute http(s) URL with a host."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > MAX_URL:
+        return f"must be at most {MAX_URL} characters"
+    if _CONTROL.search(value) or " " in value:
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port, which is the check
+    except ValueError:
+        return "must be a valid http(s) URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def relative_path(value: Any) -> str | None:
+    """A locustfile: a relative path inside the cluster's working directory."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty relative path"
+    if len(value) > MAX_LOCUSTFILE:
+        return f"must be at most {MAX_LOCUSTFILE} characters"
+    if _CONTROL.search(value) or "\\" in value:
+        return "must not contain control characters or backslashes"
+    if value.startswith("/") or re.match(r"[A-Za-z]:", value):
+        return "must be a relative path"
+    if ".." in value.split("/"):
+        return "must not contain '..'"
+    return None
+
+
+def user_count(value: Any) -> str | None:
+    """A number of Locust users: a whole number from 1 to 1,000,000."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be a whole number"
+    if value < 1:
+        return "must be >= 1"
+    if value > MAX_USERS:
+        return f"must be <= {MAX_USERS}"
+    return None
+
+
+def positive_rate(value: Any) -> str | None:
+    """A spawn rate: a finite number above zero."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number"
+    if not math.isfinite(value):
+        return "must be finite"
+    if value <= 0:
+        return "must be > 0"
+    if value > MAX_USERS:
+        return f"must be <= {MAX_USERS}"
+    return None
+
+
+def finite(value: Any) -> str | None:
+    """Any finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number"
+    if not math.isfinite(value):
+        return "must be finite"
+    return None
+
+
+def non_negative(value: Any) -> str | None:
+    """A finite number that is zero or more (counts, rates, times)."""
+    problem = finite(value)
+    if problem is None and value < 0:
+        return "must be >= 0"
+    return problem
+
+
+def positive_int(value: Any) -> str | None:
+    """A whole number from 1 up (versions)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "must be a whole number >= 1"
+    return None
+
+
+def non_negative_int(value: Any) -> str | None:
+    """A whole number from 0 up (counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be a whole number >= 0"
+    return None
+
+
+def aware(value: Any) -> str | None:
+    """A datetime that knows its time zone."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return "must be a time with a time zone"
+    return None
+
+
+def duration(value: Any) -> str | None:
+    """A Locust run time such as ``30s``, ``5m`` or ``1h20m``, from 1 s to 31 days."""
+    if not isinstance(value, str):
+        return "must be a string"
+    seconds = parse_duration(value)
+    if seconds is None:
+        return "must be a duration such as '30s', '5m' or '1h20m'"
+    if seconds < 1:
+        return "must be at least 1s"
+    if seconds > 31 * 86_400:
+        return "must be at most 31 days"
+    return None
+
+
+def parse_duration(value: str) -> int | None:
+    """Seconds in a Locust duration string, or ``None`` if it is not one."""
+    match = _DURATION.fullmatch(value.strip()) if value.strip() else None
+    if match is None:
+        return None
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return int(timedelta(hours=hours, minutes=minutes, seconds=seconds).total_seconds())
+
+
+def one_of(*allowed: str) -> Callable[[Any], str | None]:
+    """A string from a fixed set."""
+
+    def check(value: Any) -> str | None:
+        if value not in allowed:
+            return "must be one of " + ", ".join(repr(a) for a in allowed)
+        return None
+
+    return check
+
+
+NAME = rule(single_line(max_len=MAX_NAME))
+DESCRIPTION = rule(text(max_len=MAX_DESCRIPTION, required=False))
+TAGS = each(single_line(max_len=MAX_TAG), max_items=MAX_TAGS)
+IDENT = rule(identifier)
+OBJECT_ID = rule(object_id)
+URL = rule(http_url)
+LOCUSTFILE = rule(relative_path)
+USERS = rule(user_count)
+SPAWN_RATE = rule(positive_rate)
+RUN_TIME = rule(duration)
+ACTOR = rule(single_line(max_len=MAX_ACTOR))
+VERSION = rule(positive_int)
+COUNT = rule(non_negative_int)
+MEASURE = rule(non_negative)
+FINITE = rule(finite)
+TIME = rule(aware)
+USER_CLASSES = each(user_class, max_items=MAX_USER_CLASSES)
+REASON = rule(text(max_len=MAX_DESCRIPTION))

@@ -1,0 +1,141 @@
+"""What to look for when listing load tests and runs.
+
+Every field left at ``None`` does not filter. Results come in a stable order:
+oldest first by creation time, then by id, so that paging with ``limit`` never
+skips or repeats an object that was there all along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from . import _constraints as c
+from .errors import ValidationError
+from .status import RunStatus
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "LoadTestFilter", "RunFilter", "SeriesWindow"]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+
+_LIMIT = c.rule(
+    lambda v: (
+        None
+        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LIMIT
+        else f"must be a whole number from 1 to {MAX_LIMIT}"
+    )
+)
+
+
+def _opt_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # A lone string is almost always meant as a one-item list.
+        return (value,)
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValidationError.single("", "must be a list of strings")
+    return tuple(value)
+
+
+def _statuses(value: Iterable[Any] | None) -> tuple[RunStatus, ...] | None:
+    items = _opt_tuple(value)
+    if items is None:
+        return None
+    try:
+        return tuple(RunStatus(s) for s in items)
+    except (ValueError, TypeError):
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise ValidationError.single("statuses", f"must each be one of {allowed}") from None
+
+
+def _is_text(value: Any) -> str | None:
+    # Filters are compared literally in every backend; only strings get there.
+    return None if isinstance(value, str) else "must be a string"
+
+
+_TEXT = c.optional(c.rule(_is_text))
+_TEXTS = c.optional(c.each(_is_text, max_items=1000))
+
+
+@attrs.frozen(kw_only=True)
+class LoadTestFilter:
+    """Which load tests to list.
+
+    Attributes:
+        tenant_id: Only this tenant's tests.
+        tenant_ids: Only tests of one of these tenants (tenant scoping).
+        env_id: Only this environment's tests.
+        tags: Only tests carrying *all* of these tags.
+        name_contains: Only tests whose name contains this text (case-sensitive,
+            taken literally: no wildcards or patterns).
+        created_by: Only tests created by this actor.
+        limit: At most this many tests.
+    """
+
+    tenant_id: str | None = attrs.field(default=None, validator=_TEXT)
+    tenant_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_opt_tuple, validator=_TEXTS
+    )
+    env_id: str | None = attrs.field(default=None, validator=_TEXT)
+    tags: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple, validator=_TEXTS)
+    name_contains: str | None = attrs.field(default=None, validator=_TEXT)
+    created_by: str | None = attrs.field(default=None, validator=_TEXT)
+    limit: int = attrs.field(default=DEFAULT_LIMIT, validator=_LIMIT)
+
+
+@attrs.frozen(kw_only=True)
+class RunFilter:
+    """Which runs to list.
+
+    Attributes:
+        load_test_id: Only runs of this load test.
+        tenant_id: Only this tenant's runs.
+        tenant_ids: Only runs of one of these tenants (tenant scoping).
+        env_id: Only this environment's runs.
+        locust_cluster_id: Only runs on this cluster.
+        statuses: Only runs in one of these statuses.
+        started_after: Only runs started at or after this time.
+        started_before: Only runs started before this time.
+        limit: At most this many runs.
+    """
+
+    load_test_id: str | None = attrs.field(default=None, validator=_TEXT)
+    tenant_id: str | None = attrs.field(default=None, validator=_TEXT)
+    tenant_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_opt_tuple, validator=_TEXTS
+    )
+    env_id: str | None = attrs.field(default=None, validator=_TEXT)
+    locust_cluster_id: str | None = attrs.field(default=None, validator=_TEXT)
+    statuses: tuple[RunStatus, ...] | None = attrs.field(default=None, converter=_statuses)
+    started_after: datetime | None = attrs.field(default=None, validator=c.optional(c.TIME))
+    started_before: datetime | None = attrs.field(default=None, validator=c.optional(c.TIME))
+    limit: int = attrs.field(default=DEFAULT_LIMIT, validator=_LIMIT)
+
+
+@attrs.frozen
+class SeriesWindow:
+    """How a series of ``buckets`` equal buckets is laid over ``[start, end)``.
+
+    All backends bucket the same way: on epoch milliseconds, bucket ``i`` covering
+    ``[start + i*width, start + (i+1)*width)``. Without an explicit window the
+    run's first and last snapshot bound it.
+    """
+
+    start_ms: int
+    end_ms: int
+    buckets: int
+
+    @property
+    def width_ms(self) -> int:
+        """Bucket width in milliseconds, at least 1."""
+        span = self.end_ms - self.start_ms
+        return max(1, -(-span // self.buckets))
+
+    def index(self, at_ms: int) -> int:
+        """The bucket an instant falls into."""
+        return (at_ms - self.start_ms) // self.width_ms

@@ -1,0 +1,175 @@
+"""What a run measures: live snapshots, the final summary, and downsampled series.
+
+Snapshots carry Locust's *current* figures (rps and percentiles over its recent
+window) at one moment plus the cumulative counts; the summary carries Locust's own
+final cumulative figures. Percentiles are never averaged into a summary, because
+an average of percentiles is not a percentile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from . import _constraints as c
+
+__all__ = [
+    "EndpointStats",
+    "EndpointSummary",
+    "MetricSnapshot",
+    "Percentiles",
+    "RunSummary",
+    "SeriesBucket",
+    "Stat",
+]
+
+_OPT_MEASURE = c.optional(c.MEASURE)
+
+
+@attrs.frozen
+class EndpointStats:
+    """One endpoint's row in a live snapshot (times in milliseconds).
+
+    ``median``, ``p95`` and ``p99`` are Locust's cumulative percentiles for the
+    endpoint at that moment; ``None`` until the endpoint has a request.
+    """
+
+    method: str
+    name: str
+    num_requests: int = attrs.field(validator=c.COUNT)
+    num_failures: int = attrs.field(validator=c.COUNT)
+    current_rps: float = attrs.field(validator=c.MEASURE)
+    current_fail_per_sec: float = attrs.field(validator=c.MEASURE)
+    avg_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    min_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    max_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    median_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p95_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p99_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+
+    @property
+    def key(self) -> str:
+        """``"METHOD name"``, how thresholds and comparisons name an endpoint."""
+        return f"{self.method} {self.name}".strip()
+
+
+@attrs.frozen
+class MetricSnapshot:
+    """The state of a run's master at one moment, as the Monitor polled it.
+
+    Attributes:
+        load_test_run_id: The run the snapshot belongs to.
+        timestamp: When it was taken (UTC, millisecond precision).
+        state: Locust's runner state (``spawning``, ``running``, ``stopped``...).
+        current_rps: Requests per second over Locust's recent window.
+        current_fail_per_sec: Failures per second over the same window.
+        current_p50: Locust's current 50th percentile response time (ms).
+        current_p95: Locust's current 95th percentile response time (ms).
+        total_requests: Requests since the run started.
+        total_failures: Failures since the run started.
+        endpoints: One row per endpoint (the aggregated row excluded).
+    """
+
+    load_test_run_id: str = attrs.field(validator=c.OBJECT_ID)
+    timestamp: datetime = attrs.field(validator=c.TIME)
+    state: str
+    user_count: int = attrs.field(validator=c.COUNT)
+    worker_count: int = attrs.field(validator=c.COUNT)
+    current_rps: float = attrs.field(validator=c.MEASURE)
+    current_fail_per_sec: float = attrs.field(validator=c.MEASURE)
+    total_requests: int = attrs.field(validator=c.COUNT)
+    total_failures: int = attrs.field(validator=c.COUNT)
+    current_p50: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    current_p95: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=tuple)
+
+
+@attrs.frozen
+class Percentiles:
+    """The response-time percentiles of Locust's ``/stats/requests/csv`` (ms).
+
+    ``None`` where Locust reports ``N/A`` (no request yet).
+    """
+
+    p50: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p66: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p75: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p80: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p90: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p95: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p98: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p99: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p99_9: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p99_99: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    p100: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+
+
+@attrs.frozen
+class EndpointSummary:
+    """One endpoint's (or the aggregated row's) cumulative figures at the end."""
+
+    method: str
+    name: str
+    num_requests: int = attrs.field(validator=c.COUNT)
+    num_failures: int = attrs.field(validator=c.COUNT)
+    avg_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    min_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    max_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    median_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    avg_content_length: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
+    requests_per_sec: float = attrs.field(default=0.0, validator=c.MEASURE)
+    failures_per_sec: float = attrs.field(default=0.0, validator=c.MEASURE)
+    percentiles: Percentiles = Percentiles()
+
+    @property
+    def key(self) -> str:
+        """``"METHOD name"``; the aggregated row has an empty method."""
+        return f"{self.method} {self.name}".strip()
+
+    @property
+    def error_rate(self) -> float:
+        """Failures over requests, 0.0 when there was no request."""
+        return self.num_failures / self.num_requests if self.num_requests else 0.0
+
+
+@attrs.frozen
+class RunSummary:
+    """A run's final figures, straight from Locust's own cumulative statistics."""
+
+    taken_at: datetime = attrs.field(validator=c.TIME)
+    aggregated: EndpointSummary
+    endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=tuple)
+
+    def endpoint(self, key: str) -> EndpointSummary | None:
+        """The row of ``"METHOD name"``, or ``None``."""
+        return next((e for e in self.endpoints if e.key == key), None)
+
+
+@attrs.frozen
+class Stat:
+    """Minimum, mean and maximum of one figure within a bucket (``None`` if no value)."""
+
+    min: float | None = None
+    avg: float | None = None
+    max: float | None = None
+
+
+@attrs.frozen
+class SeriesBucket:
+    """One bucket of a downsampled time series.
+
+    Attributes:
+        start: The bucket's first instant (inclusive).
+        end: The instant after its last (exclusive).
+        samples: How many snapshots fell into it (buckets with none are omitted).
+    """
+
+    start: datetime
+    end: datetime
+    samples: int
+    user_count: Stat
+    current_rps: Stat
+    current_fail_per_sec: Stat
+    current_p50: Stat
+    current_p95: Stat

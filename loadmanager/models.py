@@ -1,0 +1,308 @@
+"""Load tests, their runs, and the values they are made of.
+
+Plain frozen attrs classes: they know nothing of JSON, databases or HTTP. A change
+is a method that returns a new object, so an illegal change (a status transition
+the table refuses) can never be half-applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from . import _constraints as c
+from .errors import InvalidTransitionError
+from .metrics import RunSummary
+from .status import RunStatus
+
+__all__ = [
+    "METRICS",
+    "OPERATORS",
+    "Audit",
+    "LoadTest",
+    "LoadTestRun",
+    "LoadTestSpec",
+    "RunOverrides",
+    "RunParameters",
+    "Threshold",
+]
+
+METRICS = (
+    "avg",
+    "min",
+    "max",
+    "median",
+    "p50",
+    "p66",
+    "p75",
+    "p80",
+    "p90",
+    "p95",
+    "p98",
+    "p99",
+    "p99.9",
+    "p99.99",
+    "p100",
+    "rps",
+    "fail_rps",
+    "error_rate",
+    "requests",
+    "failures",
+    "users",
+)
+"""Figures a threshold can be set on; percentiles are the ones Locust's CSV has."""
+
+OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
+"""Comparison operators; a threshold states what must hold."""
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Audit:
+    """Who created and last changed an object, and when (UTC, set by the library)."""
+
+    created_at: datetime = attrs.field(validator=c.TIME)
+    created_by: str = attrs.field(validator=c.ACTOR)
+    updated_at: datetime = attrs.field(validator=c.TIME)
+    updated_by: str = attrs.field(validator=c.ACTOR)
+
+    @classmethod
+    def new(cls, at: datetime, actor: str) -> Audit:
+        """The audit of an object created by ``actor`` at ``at``."""
+        return cls(created_at=at, created_by=actor, updated_at=at, updated_by=actor)
+
+    def touched(self, at: datetime, actor: str) -> Audit:
+        """The same audit after ``actor`` changed the object at ``at``."""
+        return attrs.evolve(self, updated_at=at, updated_by=actor)
+
+
+@attrs.frozen
+class Threshold:
+    """A figure a run must satisfy, such as ``p95 < 300`` on one endpoint.
+
+    Attributes:
+        metric: One of :data:`METRICS`.
+        op: One of :data:`OPERATORS`; the threshold holds when ``observed op value``.
+        value: The limit, in milliseconds for times, requests/s for rates and a
+            ratio from 0 to 1 for ``error_rate``.
+        scope: ``"METHOD name"`` of one endpoint as Locust reports it; ``None``
+            means the aggregated row.
+    """
+
+    metric: str = attrs.field(validator=c.rule(c.one_of(*METRICS)))
+    op: str = attrs.field(validator=c.rule(c.one_of(*OPERATORS)))
+    value: float = attrs.field(validator=c.FINITE)
+    scope: str | None = attrs.field(default=None, validator=c.optional(c.NAME))
+
+
+@attrs.frozen
+class LoadTestSpec:
+    """What a caller says about a load test: the body of a create or update.
+
+    Attributes:
+        created_by: The identity the body claims, accepted so that the seed's
+            example bodies work as written; it is only compared with the caller's
+            actor and never stored.
+    """
+
+    name: str = attrs.field(validator=c.NAME)
+    tenant_id: str = attrs.field(validator=c.IDENT)
+    env_id: str = attrs.field(validator=c.IDENT)
+    locust_cluster_id: str = attrs.field(validator=c.IDENT)
+    target_url: str = attrs.field(validator=c.URL)
+    locustfile: str = attrs.field(validator=c.LOCUSTFILE)
+    default_users: int = attrs.field(validator=c.USERS)
+    default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
+    description: str = attrs.field(default="", validator=c.DESCRIPTION)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
+    created_by: str | None = attrs.field(default=None, validator=c.optional(c.ACTOR), eq=False)
+
+
+# Fields of a spec that a LoadTest stores; created_by is a claim, never stored.
+SPEC_FIELDS = tuple(a.name for a in attrs.fields(LoadTestSpec) if a.name != "created_by")
+
+
+@attrs.frozen
+class LoadTest:
+    """A load test definition: what to run, against what, on which cluster.
+
+    Create one with :meth:`from_spec`; the library sets ``id``, ``version`` and
+    ``audit``. ``version`` starts at 1 and grows by one with each stored update.
+    """
+
+    id: str = attrs.field(validator=c.OBJECT_ID)
+    name: str = attrs.field(validator=c.NAME)
+    tenant_id: str = attrs.field(validator=c.IDENT)
+    env_id: str = attrs.field(validator=c.IDENT)
+    locust_cluster_id: str = attrs.field(validator=c.IDENT)
+    target_url: str = attrs.field(validator=c.URL)
+    locustfile: str = attrs.field(validator=c.LOCUSTFILE)
+    default_users: int = attrs.field(validator=c.USERS)
+    default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
+    audit: Audit
+    description: str = attrs.field(default="", validator=c.DESCRIPTION)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
+    version: int = attrs.field(default=1, validator=c.VERSION)
+
+    @classmethod
+    def from_spec(cls, spec: LoadTestSpec, *, id: str, at: datetime, actor: str) -> LoadTest:  # noqa: A002
+        """A new load test (version 1) from a validated spec."""
+        fields = {name: getattr(spec, name) for name in SPEC_FIELDS}
+        return cls(id=id, audit=Audit.new(at, actor), **fields)
+
+    def spec(self) -> LoadTestSpec:
+        """The caller-editable part, the base an update is merged onto."""
+        return LoadTestSpec(**{name: getattr(self, name) for name in SPEC_FIELDS})
+
+    def revised(self, spec: LoadTestSpec, *, at: datetime, actor: str) -> LoadTest:
+        """This test with every editable field taken from ``spec``.
+
+        The version is left alone: the repository bumps it when it stores the update.
+        """
+        fields = {name: getattr(spec, name) for name in SPEC_FIELDS}
+        return attrs.evolve(self, audit=self.audit.touched(at, actor), **fields)
+
+    @property
+    def created_by(self) -> str:
+        """Shortcut for ``audit.created_by``."""
+        return self.audit.created_by
+
+
+@attrs.frozen
+class RunParameters:
+    """The parameters a run actually used, after defaults and overrides."""
+
+    target_users: int = attrs.field(validator=c.USERS)
+    spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
+    target_url: str = attrs.field(validator=c.URL)
+    run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    user_classes: tuple[str, ...] = attrs.field(
+        default=(), converter=_tags, validator=c.USER_CLASSES
+    )
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+
+    @property
+    def run_time_seconds(self) -> int | None:
+        """The run time in seconds, or ``None`` for a run that lasts until stopped."""
+        return None if self.run_time is None else c.parse_duration(self.run_time)
+
+
+@attrs.frozen
+class RunOverrides:
+    """The body of a start-run request: every field overrides a test default.
+
+    ``tags`` are Locust task tags, passed on to the master, not the test's labels.
+    """
+
+    target_users: int | None = attrs.field(default=None, validator=c.optional(c.USERS))
+    spawn_rate: float | None = attrs.field(default=None, validator=c.optional(c.SPAWN_RATE))
+    run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    target_url: str | None = attrs.field(default=None, validator=c.optional(c.URL))
+    user_classes: tuple[str, ...] | None = attrs.field(
+        default=None, validator=c.optional(c.USER_CLASSES)
+    )
+    tags: tuple[str, ...] | None = attrs.field(default=None, validator=c.optional(c.TAGS))
+    created_by: str | None = attrs.field(default=None, validator=c.optional(c.ACTOR), eq=False)
+
+    def resolve(self, test: LoadTest) -> RunParameters:
+        """The parameters for a run of ``test``: each override, else the default."""
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        return RunParameters(
+            target_users=pick(self.target_users, test.default_users),
+            spawn_rate=pick(self.spawn_rate, test.default_spawn_rate),
+            target_url=pick(self.target_url, test.target_url),
+            run_time=pick(self.run_time, test.default_run_time),
+            user_classes=pick(self.user_classes, ()),
+            tags=pick(self.tags, ()),
+        )
+
+
+@attrs.frozen
+class LoadTestRun:
+    """One execution of a :class:`LoadTest` on its cluster.
+
+    Status changes go through :meth:`transition`, which consults the single table
+    in :mod:`loadmanager.status` and refuses everything else.
+    """
+
+    id: str = attrs.field(validator=c.OBJECT_ID)
+    load_test_id: str = attrs.field(validator=c.OBJECT_ID)
+    tenant_id: str = attrs.field(validator=c.IDENT)
+    env_id: str = attrs.field(validator=c.IDENT)
+    locust_cluster_id: str = attrs.field(validator=c.IDENT)
+    parameters: RunParameters
+    audit: Audit
+    status: RunStatus = attrs.field(default=RunStatus.PENDING, converter=RunStatus)
+    started_at: datetime | None = attrs.field(default=None, validator=c.optional(c.TIME))
+    ended_at: datetime | None = attrs.field(default=None, validator=c.optional(c.TIME))
+    failure_reason: str | None = attrs.field(default=None, validator=c.optional(c.REASON))
+    summary: RunSummary | None = None
+    version: int = attrs.field(default=1, validator=c.VERSION)
+
+    @classmethod
+    def new(
+        cls,
+        test: LoadTest,
+        parameters: RunParameters,
+        *,
+        id: str,  # noqa: A002
+        at: datetime,
+        actor: str,
+    ) -> LoadTestRun:
+        """A pending run of ``test``, scoped to the test's tenant, env and cluster."""
+        return cls(
+            id=id,
+            load_test_id=test.id,
+            tenant_id=test.tenant_id,
+            env_id=test.env_id,
+            locust_cluster_id=test.locust_cluster_id,
+            parameters=parameters,
+            audit=Audit.new(at, actor),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """True while the run has not reached a terminal status."""
+        return self.status.is_active
+
+    def transition(
+        self,
+        to: RunStatus,
+        *,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+    ) -> LoadTestRun:
+        """This run in status ``to``, or :class:`InvalidTransitionError`.
+
+        Entering ``running`` sets ``started_at``; entering a terminal status sets
+        ``ended_at``; ``reason`` is kept as ``failure_reason`` (why it failed, or
+        why it was stopped).
+        """
+        to = RunStatus(to)
+        if not self.status.can_become(to):
+            raise InvalidTransitionError(self.id, self.status.value, to.value)
+        changes: dict[str, Any] = {"status": to, "audit": self.audit.touched(at, actor)}
+        if to is RunStatus.RUNNING:
+            changes["started_at"] = at
+        if to.is_terminal:
+            changes["ended_at"] = at
+        if reason is not None:
+            changes["failure_reason"] = reason
+        return attrs.evolve(self, **changes)
+
+    def with_summary(self, summary: RunSummary) -> LoadTestRun:
+        """This run carrying the summary taken from Locust's final figures."""
+        return attrs.evolve(self, summary=summary)
