@@ -1,0 +1,108 @@
+"""loadmanager: a managed, multi-tenant control plane for Locust, as a library.
+
+Everything a host needs is importable from here::
+
+    import loadmanager as lm
+
+    with lm.connect("sqlite:///loadmanager.db") as storage:
+        ...
+
+Importing this package performs no I/O and loads no optional dependency
+(pymongo, locust, pandas, matplotlib, starlette).
+"""
+
+from ._serialization import from_json, to_json
+from .clock import Clock, IdFactory, new_id, utc_now
+from .errors import (
+    ActiveRunError,
+    ClusterBusyError,
+    ConflictError,
+    DuplicateError,
+    FieldError,
+    InvalidTransitionError,
+    LoadManagerError,
+    LocustConnectionError,
+    LocustError,
+    LocustHTTPError,
+    LocustRejectedError,
+    LocustResponseError,
+    LocustTimeoutError,
+    NotFoundError,
+    RepositoryUnavailableError,
+    StaleVersionError,
+    ValidationError,
+)
+from .filters import LoadTestFilter, RunFilter
+from .metrics import (
+    EndpointStats,
+    EndpointSummary,
+    MetricSnapshot,
+    Percentiles,
+    RunSummary,
+    SeriesBucket,
+    Stat,
+)
+from .models import (
+    Audit,
+    LoadTest,
+    LoadTestRun,
+    LoadTestSpec,
+    RunOverrides,
+    RunParameters,
+    Threshold,
+)
+from .repositories import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
+from .status import TRANSITIONS, RunStatus
+from .storage import connect
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ActiveRunError",
+    "Audit",
+    "Clock",
+    "ClusterBusyError",
+    "ConflictError",
+    "DuplicateError",
+    "EndpointStats",
+    "EndpointSummary",
+    "FieldError",
+    "IdFactory",
+    "InvalidTransitionError",
+    "LoadManagerError",
+    "LoadTest",
+    "LoadTestFilter",
+    "LoadTestRepository",
+    "LoadTestRun",
+    "LoadTestRunRepository",
+    "LoadTestSpec",
+    "LocustConnectionError",
+    "LocustError",
+    "LocustHTTPError",
+    "LocustRejectedError",
+    "LocustResponseError",
+    "LocustTimeoutError",
+    "MetricSnapshot",
+    "MetricsRepository",
+    "NotFoundError",
+    "Percentiles",
+    "RepositoryUnavailableError",
+    "RunFilter",
+    "RunOverrides",
+    "RunParameters",
+    "RunStatus",
+    "RunSummary",
+    "SeriesBucket",
+    "StaleVersionError",
+    "Stat",
+    "Storage",
+    "TRANSITIONS",
+    "Threshold",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "from_json",
+    "new_id",
+    "to_json",
+    "utc_now",
+]

@@ -1,0 +1,332 @@
+"""Private cattrs converters: models ↔ camelCase documents.
+
+One factory builds every converter the library uses, so the wire format (JSON for
+callers and SQLite) and the document format (BSON for MongoDB) differ only in how
+a datetime is written. Structuring is strict and reports every bad field of
+untrusted input at once as a :class:`~loadmanager.ValidationError`; nothing from
+cattrs leaks out.
+
+Two layout rules sit here and not in the models: ``audit`` and a run's
+``parameters`` are flattened into the parent document, as the seed's JSON has
+``createdBy`` and ``targetUsers`` at the top level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._naming import camel
+from .clock import truncate_to_millis
+from .errors import FieldError, ValidationError
+from .models import LoadTest, LoadTestRun
+from .status import RunStatus
+
+__all__ = ["Converter", "from_json", "make_converter", "to_json"]
+
+T = TypeVar("T")
+DateFormat = Literal["iso", "native"]
+
+# Nested attributes whose fields sit in the parent document itself.
+FLATTENED: Mapping[type, tuple[str, ...]] = {
+    LoadTest: ("audit",),
+    LoadTestRun: ("audit", "parameters"),
+}
+
+
+class _BadValueError(ValueError):
+    """A problem our own hooks found, with a message fit for the caller."""
+
+
+def _attr_type(cls: type, name: str) -> type:
+    attribute_type = attrs.fields_dict(cls)[name].type
+    assert isinstance(attribute_type, type), "resolve_types ran before"
+    return attribute_type
+
+
+def _wire_fields(cls: type) -> tuple[str, ...]:
+    attrs.resolve_types(cls)
+    names: list[str] = []
+    for a in attrs.fields(cls):
+        if a.name in FLATTENED.get(cls, ()):
+            names.extend(_wire_fields(_attr_type(cls, a.name)))
+        else:
+            names.append(camel(a.name))
+    return tuple(names)
+
+
+def _structure_str(value: Any, _t: type) -> str:
+    if not isinstance(value, str):
+        raise _BadValueError("must be a string")
+    return value
+
+
+def _structure_int(value: Any, _t: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)  # JSON has one number type; 5.0 means 5.
+        raise _BadValueError("must be a whole number")
+    return value
+
+
+def _structure_float(value: Any, _t: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _BadValueError("must be a number")
+    if not math.isfinite(value):
+        raise _BadValueError("must be finite")
+    return float(value)
+
+
+def _structure_bool(value: Any, _t: type) -> bool:
+    if not isinstance(value, bool):
+        raise _BadValueError("must be true or false")
+    return value
+
+
+def _structure_status(value: Any, _t: type) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise _BadValueError(f"must be one of {allowed}") from None
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and 10 <= len(value) <= 40:
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _BadValueError(
+                "must be an ISO 8601 time such as 2025-01-31T12:00:00.000Z"
+            ) from None
+    else:
+        raise _BadValueError("must be an ISO 8601 time such as 2025-01-31T12:00:00.000Z")
+    if moment.utcoffset() is None:
+        raise _BadValueError("must carry a time zone (end it with Z for UTC)")
+    try:
+        return truncate_to_millis(moment)
+    except OverflowError:
+        raise _BadValueError("is out of range") from None
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _native_time(value: Any, _t: type) -> datetime:
+    # pymongo hands back tz-aware datetimes only with tz_aware=True; be sure anyway.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return _parse_time(value)
+
+
+def _is_homogeneous_tuple(t: Any) -> bool:
+    args = get_args(t)
+    return get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+class Converter:
+    """A configured cattrs converter with the library's error mapping on top."""
+
+    def __init__(self, dates: DateFormat) -> None:
+        conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+        conv.register_structure_hook(str, _structure_str)
+        conv.register_structure_hook(int, _structure_int)
+        conv.register_structure_hook(float, _structure_float)
+        conv.register_structure_hook(bool, _structure_bool)
+        conv.register_structure_hook(RunStatus, _structure_status)
+        conv.register_unstructure_hook(RunStatus, lambda s: s.value)
+        if dates == "iso":
+            conv.register_structure_hook(datetime, lambda v, _t: _parse_time(v))
+            conv.register_unstructure_hook(datetime, _iso)
+        else:
+            conv.register_structure_hook(datetime, _native_time)
+            conv.register_unstructure_hook(datetime, lambda d: d)
+        conv.register_structure_hook_factory(_is_homogeneous_tuple, self._tuple_hook)
+        conv.register_structure_hook_factory(attrs.has, self._class_structure_hook)
+        conv.register_unstructure_hook_factory(attrs.has, self._class_unstructure_hook)
+        self._conv = conv
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _tuple_hook(self, t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        item_type = get_args(t)[0]
+        item_hook = self._conv.get_structure_hook(item_type)
+
+        def structure(value: Any, _t: Any) -> tuple[Any, ...]:
+            # A string is iterable, but "abc" for a list of tags is a mistake.
+            if not isinstance(value, (list, tuple)):
+                raise _BadValueError("must be a list")
+            items, errors = [], []
+            for index, item in enumerate(value):
+                try:
+                    items.append(item_hook(item, item_type))
+                except Exception as exc:  # noqa: BLE001 - collected, reported by index
+                    note = IterableValidationNote(f"@ index {index}", index, item_type)
+                    exc.__notes__ = [note]  # type: ignore[attr-defined]  # 3.10 lacks add_note
+                    errors.append(exc)
+            if errors:
+                raise IterableValidationError("While structuring a list", errors, t)
+            return tuple(items)
+
+        return structure
+
+    def _class_structure_hook(self, cls: type) -> Callable[[Any, Any], Any]:
+        attrs.resolve_types(cls)
+        overrides: dict[str, Any] = {}
+        for a in attrs.fields(cls):
+            base = self._conv.get_structure_hook(a.type)
+            hook = base if a.validator is None else _validated(base, a)
+            overrides[a.name] = override(rename=camel(a.name), struct_hook=hook)
+        inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
+            cls,
+            self._conv,
+            _cattrs_forbid_extra_keys=True,
+            _cattrs_detailed_validation=True,
+            **overrides,
+        )
+        flattened = {name: _wire_fields(_attr_type(cls, name)) for name in FLATTENED.get(cls, ())}
+
+        def structure(value: Any, _t: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise _BadValueError("must be an object")
+            if flattened:
+                value = dict(value)
+                for name, keys in flattened.items():
+                    value[camel(name)] = {k: value.pop(k) for k in keys if k in value}
+            return inner(value, cls)
+
+        return structure
+
+    def _class_unstructure_hook(self, cls: type) -> Callable[[Any], dict[str, Any]]:
+        attrs.resolve_types(cls)
+        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        inner: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+            cls,
+            self._conv,
+            **overrides,  # type: ignore[arg-type]  # cattrs types **kwargs loosely
+        )
+        flattened = [camel(name) for name in FLATTENED.get(cls, ())]
+
+        def unstructure(obj: Any) -> dict[str, Any]:
+            doc: dict[str, Any] = inner(obj)
+            for key in flattened:
+                doc.update(doc.pop(key))
+            return doc
+
+        return unstructure
+
+    # -- public --------------------------------------------------------------
+
+    def unstructure(self, obj: Any) -> Any:
+        """The document of a model (or of a list of models)."""
+        return self._conv.unstructure(obj)
+
+    def structure(self, data: Any, cls: type[T], *, subject: str | None = None) -> T:
+        """A ``cls`` from ``data``, or a :class:`ValidationError` listing every problem."""
+        try:
+            return self._conv.structure(data, cls)
+        except ValidationError as exc:
+            raise ValidationError(exc.errors, subject=subject or cls.__name__) from None
+        except Exception as exc:
+            errors = _collect(exc, "")
+            raise ValidationError(errors, subject=subject or cls.__name__) from exc
+
+
+def _validated(base: Callable[[Any, Any], Any], attribute: attrs.Attribute[Any]) -> Any:
+    validator = attribute.validator
+    assert validator is not None
+
+    def structure(value: Any, t: Any) -> Any:
+        result = base(value, t)
+        validator(None, attribute, result)
+        return result
+
+    return structure
+
+
+def _join(prefix: str, segment: str) -> str:
+    if not prefix:
+        return segment
+    if not segment:
+        return prefix
+    return prefix + segment if segment.startswith("[") else f"{prefix}.{segment}"
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, _BadValueError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "is required"
+    return "is not valid"
+
+
+def _collect(exc: BaseException, prefix: str) -> list[FieldError]:
+    if isinstance(exc, ValidationError):
+        return [FieldError(_join(prefix, e.path), e.message) for e in exc.errors]
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [
+            FieldError(_join(prefix, key), "is not a known field")
+            for key in sorted(exc.extra_fields)
+        ]
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, without = exc.group_exceptions()
+        errors: list[FieldError] = []
+        for sub, note in with_notes:
+            if isinstance(note, AttributeValidationNote):
+                flat = note.name in FLATTENED.get(exc.cl, ())
+                path = prefix if flat else _join(prefix, camel(note.name))
+            else:
+                path = _join(prefix, f"[{note.index}]")
+            if isinstance(sub, ValidationError):
+                # Validators name their own field; place it under our parent.
+                located = prefix if isinstance(note, AttributeValidationNote) else path
+                errors.extend(_collect(sub, located))
+            else:
+                errors.extend(_collect(sub, path))
+        for sub in without:
+            errors.extend(_collect(sub, prefix))
+        return errors
+    return [FieldError(prefix, _message(exc))]
+
+
+_JSON = Converter("iso")
+
+
+def to_json(model: Any) -> Any:
+    """The camelCase JSON document of a model, as the seed spells it.
+
+    Datetimes become ISO 8601 strings in UTC with milliseconds and a ``Z``.
+    """
+    return _JSON.unstructure(model)
+
+
+def from_json(cls: type[T], data: Any) -> T:
+    """Structure untrusted JSON data into a ``cls``.
+
+    Raises:
+        ValidationError: listing every bad, missing or unknown field by its path.
+    """
+    return _JSON.structure(data, cls)
+
+
+def make_converter(dates: DateFormat = "iso") -> Converter:
+    """A new converter; ``"native"`` keeps datetimes as datetimes (for BSON)."""
+    return Converter(dates)
