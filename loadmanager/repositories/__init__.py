@@ -1,0 +1,11 @@
+"""Storage ports and the backends that implement them.
+
+The ports are :class:`LoadTestRepository`, :class:`LoadTestRunRepository`,
+:class:`MetricsRepository` and :class:`Storage` (the three together). Backends
+live in their own modules so that importing this package pulls in no driver:
+``memory`` (reference), ``sqlite`` (embedded default) and ``mongo`` (pymongo).
+"""
+
+from ._protocols import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
+
+__all__ = ["LoadTestRepository", "LoadTestRunRepository", "MetricsRepository", "Storage"]

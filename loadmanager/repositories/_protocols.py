@@ -1,0 +1,173 @@
+"""The ports every storage backend implements.
+
+Verbs: ``add`` (refuses a duplicate id), ``get`` (raises NotFoundError, never returns
+None), ``update`` (compare-and-set on ``version``: stores ``version + 1`` only when
+the stored version is the one the object carries), ``find(filter)``.
+
+The cluster lease is not a separate record: a run in an active status *is* the
+lease. ``LoadTestRunRepository.add`` stores a pending run only if no other run on
+the same cluster is active, atomically, across threads and processes; the lease is
+released by the update that moves the run to a terminal status.
+
+Deleting a load test deletes its runs and their metrics with it (nothing is left
+orphaned) and is refused with ActiveRunError while one of its runs is active.
+Metrics are removed first and the test last, so an interrupted delete leaves a
+test with fewer runs, never runs without a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..errors import ValidationError
+from ..filters import LoadTestFilter, RunFilter
+from ..metrics import MetricSnapshot, SeriesBucket
+from ..models import LoadTest, LoadTestRun
+
+__all__ = ["LoadTestRepository", "LoadTestRunRepository", "MetricsRepository", "Storage"]
+
+
+@runtime_checkable
+class LoadTestRepository(Protocol):
+    """Stores load test definitions."""
+
+    def add(self, test: LoadTest) -> LoadTest:
+        """Store a new test as given; DuplicateError if the id exists."""
+        ...
+
+    def get(self, test_id: str) -> LoadTest:
+        """The test with that id; NotFoundError if there is none."""
+        ...
+
+    def update(self, test: LoadTest) -> LoadTest:
+        """Store ``test`` if the stored version equals ``test.version``.
+
+        Returns the stored object, whose version is one higher. StaleVersionError
+        when someone else wrote first; NotFoundError when it is gone.
+        """
+        ...
+
+    def delete(self, test_id: str) -> None:
+        """Delete the test with its runs and their metrics.
+
+        ActiveRunError while one of its runs is active; NotFoundError if absent.
+        """
+        ...
+
+    def find(self, filter: LoadTestFilter) -> list[LoadTest]:  # noqa: A002
+        """Tests matching ``filter``, oldest first (then by id), at most ``limit``."""
+        ...
+
+
+@runtime_checkable
+class LoadTestRunRepository(Protocol):
+    """Stores runs, and through them the per-cluster lease."""
+
+    def add(self, run: LoadTestRun) -> LoadTestRun:
+        """Store a new run, taking its cluster's lease if the run is active.
+
+        ClusterBusyError (naming the holder) if another active run has the
+        cluster; NotFoundError if its load test does not exist; DuplicateError if
+        the id exists.
+        """
+        ...
+
+    def get(self, run_id: str) -> LoadTestRun:
+        """The run with that id; NotFoundError if there is none."""
+        ...
+
+    def update(self, run: LoadTestRun) -> LoadTestRun:
+        """Compare-and-set on ``version``, as for load tests."""
+        ...
+
+    def find(self, filter: RunFilter) -> list[LoadTestRun]:  # noqa: A002
+        """Runs matching ``filter``, oldest first (then by id), at most ``limit``."""
+        ...
+
+    def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
+        """The run holding ``cluster_id``'s lease, if any."""
+        ...
+
+
+@runtime_checkable
+class MetricsRepository(Protocol):
+    """Stores the snapshots of runs and answers time-series queries."""
+
+    def add(self, snapshot: MetricSnapshot) -> None:
+        """Store one snapshot."""
+        ...
+
+    def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        """Store many snapshots in one go; returns how many."""
+        ...
+
+    def snapshots(
+        self,
+        run_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[MetricSnapshot]:
+        """A run's snapshots with ``start <= timestamp < end``, oldest first."""
+        ...
+
+    def series(
+        self,
+        run_id: str,
+        buckets: int,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesBucket]:
+        """A run's snapshots downsampled into ``buckets`` equal buckets.
+
+        Computed by the backend itself. Without ``start``/``end`` the run's first
+        and last snapshot bound the window. Empty buckets are left out.
+        """
+        ...
+
+    def count(self, run_id: str) -> int:
+        """How many snapshots a run has."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """The three repositories of one backend, opened and closed together."""
+
+    @property
+    def url(self) -> str:
+        """The URL this storage was opened with (credentials removed)."""
+        ...
+
+    @property
+    def load_tests(self) -> LoadTestRepository:
+        """The load test repository."""
+        ...
+
+    @property
+    def runs(self) -> LoadTestRunRepository:
+        """The run repository (and cluster leases)."""
+        ...
+
+    @property
+    def metrics(self) -> MetricsRepository:
+        """The metrics repository."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's connections; the repositories are unusable after."""
+        ...
+
+    def __enter__(self) -> Storage: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def check_buckets(buckets: int) -> None:
+    """Refuse a bucket count no backend should try to compute."""
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 100_000:
+        raise ValidationError.single("buckets", "must be a whole number from 1 to 100000")

@@ -1,0 +1,84 @@
+"""Pieces of the downsampled series that every backend shares.
+
+Each backend groups snapshots into buckets natively (SQL, an aggregation pipeline,
+a loop); the window arithmetic and the assembly of the result live here once so
+the backends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from ..clock import to_millis
+from ..filters import SeriesWindow
+from ..metrics import SeriesBucket, Stat
+
+__all__ = ["SERIES_FIELDS", "assemble", "python_series", "window_for"]
+
+SERIES_FIELDS = ("user_count", "current_rps", "current_fail_per_sec", "current_p50", "current_p95")
+"""The snapshot figures a series carries, in the order backends return them."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def window_for(
+    start: datetime | None,
+    end: datetime | None,
+    first_ms: int | None,
+    last_ms: int | None,
+    buckets: int,
+) -> SeriesWindow | None:
+    """The bucket layout, or ``None`` when there is nothing to bucket."""
+    if first_ms is None or last_ms is None:
+        return None
+    start_ms = to_millis(start) if start is not None else first_ms
+    end_ms = to_millis(end) if end is not None else last_ms + 1
+    if end_ms <= start_ms:
+        return None
+    return SeriesWindow(start_ms, end_ms, buckets)
+
+
+def from_millis(ms: int) -> datetime:
+    """The UTC datetime of epoch milliseconds."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def assemble(
+    window: SeriesWindow,
+    rows: Iterable[tuple[int, int, Sequence[float | None]]],
+) -> list[SeriesBucket]:
+    """Buckets from ``(index, samples, [min, avg, max] * len(SERIES_FIELDS))`` rows."""
+    result = []
+    width = window.width_ms
+    for index, samples, figures in sorted(rows, key=lambda r: r[0]):
+        stats = [
+            Stat(*(None if v is None else float(v) for v in figures[i * 3 : i * 3 + 3]))
+            for i in range(len(SERIES_FIELDS))
+        ]
+        begin = window.start_ms + int(index) * width
+        result.append(
+            SeriesBucket(from_millis(begin), from_millis(begin + width), int(samples), *stats)
+        )
+    return result
+
+
+def python_series(
+    window: SeriesWindow, points: Iterable[tuple[int, Sequence[float | None]]]
+) -> list[SeriesBucket]:
+    """The series computed in Python, for backends without a query language."""
+    grouped: dict[int, list[Sequence[float | None]]] = {}
+    for at_ms, values in points:
+        if window.start_ms <= at_ms < window.end_ms:
+            grouped.setdefault(window.index(at_ms), []).append(values)
+    rows = []
+    for index, members in grouped.items():
+        figures: list[float | None] = []
+        for i in range(len(SERIES_FIELDS)):
+            present = [float(v[i]) for v in members if v[i] is not None]  # type: ignore[arg-type]
+            if present:
+                figures += [min(present), sum(present) / len(present), max(present)]
+            else:
+                figures += [None, None, None]
+        rows.append((index, len(members), figures))
+    return assemble(window, rows)

@@ -1,0 +1,265 @@
+"""In-memory repositories: the reference behaviour, for tests and throwaway work.
+
+Everything lives in dicts behind one lock shared by the three repositories, so a
+cross-repository rule (the cluster lease, the delete cascade) is one atomic step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+
+import attrs
+
+from ..clock import to_millis
+from ..errors import (
+    ActiveRunError,
+    ClusterBusyError,
+    DuplicateError,
+    NotFoundError,
+    StaleVersionError,
+)
+from ..filters import LoadTestFilter, RunFilter
+from ..metrics import MetricSnapshot, SeriesBucket
+from ..models import LoadTest, LoadTestRun
+from ._protocols import check_buckets
+from ._series import SERIES_FIELDS, python_series, window_for
+
+__all__ = [
+    "MemoryLoadTestRepository",
+    "MemoryLoadTestRunRepository",
+    "MemoryMetricsRepository",
+    "MemoryStorage",
+]
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tests: dict[str, LoadTest] = {}
+        self.runs: dict[str, LoadTestRun] = {}
+        self.snapshots: dict[str, list[MetricSnapshot]] = {}
+
+
+def _order(created_at: datetime, object_id: str) -> tuple[int, str]:
+    return (to_millis(created_at), object_id)
+
+
+def _matches_test(test: LoadTest, f: LoadTestFilter) -> bool:
+    return (
+        (f.tenant_id is None or test.tenant_id == f.tenant_id)
+        and (f.tenant_ids is None or test.tenant_id in f.tenant_ids)
+        and (f.env_id is None or test.env_id == f.env_id)
+        and (f.tags is None or set(f.tags) <= set(test.tags))
+        and (f.name_contains is None or f.name_contains in test.name)
+        and (f.created_by is None or test.audit.created_by == f.created_by)
+    )
+
+
+def _matches_run(run: LoadTestRun, f: RunFilter) -> bool:
+    started = run.started_at
+    return (
+        (f.load_test_id is None or run.load_test_id == f.load_test_id)
+        and (f.tenant_id is None or run.tenant_id == f.tenant_id)
+        and (f.tenant_ids is None or run.tenant_id in f.tenant_ids)
+        and (f.env_id is None or run.env_id == f.env_id)
+        and (f.locust_cluster_id is None or run.locust_cluster_id == f.locust_cluster_id)
+        and (f.statuses is None or run.status in f.statuses)
+        and (f.started_after is None or (started is not None and started >= f.started_after))
+        and (f.started_before is None or (started is not None and started < f.started_before))
+    )
+
+
+class MemoryLoadTestRepository:
+    """Load tests in a dict."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, test: LoadTest) -> LoadTest:
+        with self._s.lock:
+            if test.id in self._s.tests:
+                raise DuplicateError("LoadTest", test.id)
+            self._s.tests[test.id] = test
+            return test
+
+    def get(self, test_id: str) -> LoadTest:
+        with self._s.lock:
+            try:
+                return self._s.tests[test_id]
+            except KeyError:
+                raise NotFoundError("LoadTest", test_id) from None
+
+    def update(self, test: LoadTest) -> LoadTest:
+        with self._s.lock:
+            current = self.get(test.id)
+            if current.version != test.version:
+                raise StaleVersionError("LoadTest", test.id, test.version, current.version)
+            stored = attrs.evolve(test, version=test.version + 1)
+            self._s.tests[test.id] = stored
+            return stored
+
+    def delete(self, test_id: str) -> None:
+        with self._s.lock:
+            self.get(test_id)
+            runs = [r for r in self._s.runs.values() if r.load_test_id == test_id]
+            active = next((r for r in runs if r.is_active), None)
+            if active is not None:
+                raise ActiveRunError(test_id, active.id)
+            for run in runs:
+                self._s.snapshots.pop(run.id, None)
+                del self._s.runs[run.id]
+            del self._s.tests[test_id]
+
+    def find(self, filter: LoadTestFilter) -> list[LoadTest]:  # noqa: A002
+        with self._s.lock:
+            found = [t for t in self._s.tests.values() if _matches_test(t, filter)]
+        found.sort(key=lambda t: _order(t.audit.created_at, t.id))
+        return found[: filter.limit]
+
+
+class MemoryLoadTestRunRepository:
+    """Runs in a dict; the lease is checked under the shared lock."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, run: LoadTestRun) -> LoadTestRun:
+        with self._s.lock:
+            if run.id in self._s.runs:
+                raise DuplicateError("LoadTestRun", run.id)
+            if run.load_test_id not in self._s.tests:
+                raise NotFoundError("LoadTest", run.load_test_id)
+            if run.is_active:
+                holder = self.active_on_cluster(run.locust_cluster_id)
+                if holder is not None:
+                    raise ClusterBusyError(run.locust_cluster_id, holder.id)
+            self._s.runs[run.id] = run
+            return run
+
+    def get(self, run_id: str) -> LoadTestRun:
+        with self._s.lock:
+            try:
+                return self._s.runs[run_id]
+            except KeyError:
+                raise NotFoundError("LoadTestRun", run_id) from None
+
+    def update(self, run: LoadTestRun) -> LoadTestRun:
+        with self._s.lock:
+            current = self.get(run.id)
+            if current.version != run.version:
+                raise StaleVersionError("LoadTestRun", run.id, run.version, current.version)
+            if run.is_active and not current.is_active:
+                holder = self.active_on_cluster(run.locust_cluster_id)
+                if holder is not None:
+                    raise ClusterBusyError(run.locust_cluster_id, holder.id)
+            stored = attrs.evolve(run, version=run.version + 1)
+            self._s.runs[run.id] = stored
+            return stored
+
+    def find(self, filter: RunFilter) -> list[LoadTestRun]:  # noqa: A002
+        with self._s.lock:
+            found = [r for r in self._s.runs.values() if _matches_run(r, filter)]
+        found.sort(key=lambda r: _order(r.audit.created_at, r.id))
+        return found[: filter.limit]
+
+    def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
+        with self._s.lock:
+            return next(
+                (
+                    r
+                    for r in self._s.runs.values()
+                    if r.locust_cluster_id == cluster_id and r.is_active
+                ),
+                None,
+            )
+
+
+class MemoryMetricsRepository:
+    """Snapshots in per-run lists kept in time order."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, snapshot: MetricSnapshot) -> None:
+        self.add_many([snapshot])
+
+    def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        items = list(snapshots)
+        with self._s.lock:
+            touched = {snap.load_test_run_id for snap in items}
+            missing = sorted(touched - self._s.runs.keys())
+            if missing:
+                raise NotFoundError("LoadTestRun", missing[0])
+            for snap in items:
+                self._s.snapshots.setdefault(snap.load_test_run_id, []).append(snap)
+            for run_id in touched:
+                self._s.snapshots[run_id].sort(key=lambda s: s.timestamp)
+        return len(items)
+
+    def snapshots(
+        self,
+        run_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[MetricSnapshot]:
+        with self._s.lock:
+            items = list(self._s.snapshots.get(run_id, ()))
+        found = [
+            s
+            for s in items
+            if (start is None or s.timestamp >= start) and (end is None or s.timestamp < end)
+        ]
+        return found if limit is None else found[:limit]
+
+    def series(
+        self,
+        run_id: str,
+        buckets: int,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesBucket]:
+        check_buckets(buckets)
+        items = self.snapshots(run_id, start=start, end=end)
+        if not items:
+            return []
+        window = window_for(
+            start, end, to_millis(items[0].timestamp), to_millis(items[-1].timestamp), buckets
+        )
+        if window is None:
+            return []
+        points = [
+            (to_millis(s.timestamp), tuple(getattr(s, f) for f in SERIES_FIELDS)) for s in items
+        ]
+        return python_series(window, points)
+
+    def count(self, run_id: str) -> int:
+        with self._s.lock:
+            return len(self._s.snapshots.get(run_id, ()))
+
+
+class MemoryStorage:
+    """The in-memory backend (``memory://``). Nothing survives the process."""
+
+    def __init__(self) -> None:
+        state = _State()
+        self.url = "memory://"
+        self.load_tests = MemoryLoadTestRepository(state)
+        self.runs = MemoryLoadTestRunRepository(state)
+        self.metrics = MemoryMetricsRepository(state)
+
+    def close(self) -> None:
+        """Nothing to release; present so every backend closes the same way."""
+
+    def __enter__(self) -> MemoryStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "MemoryStorage('memory://')"

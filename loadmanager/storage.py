@@ -1,0 +1,66 @@
+"""Choose a storage backend by URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ValidationError
+from .repositories._protocols import Storage
+
+__all__ = ["ACCEPTED_URLS", "connect"]
+
+ACCEPTED_URLS = (
+    "memory://",
+    "sqlite://  (a private in-memory SQLite database)",
+    "sqlite:///relative/path.db",
+    "sqlite:////absolute/path.db",
+    "mongodb://host:port/dbname  (needs loadmanager[mongo])",
+)
+
+
+def _refuse(url: object, why: str) -> ValidationError:
+    forms = "; ".join(ACCEPTED_URLS)
+    return ValidationError.single("url", f"{why} (got {url!r}); accepted forms: {forms}")
+
+
+def connect(url: str, **options: Any) -> Storage:
+    """Open the storage backend named by ``url``.
+
+    Args:
+        url: ``memory://``, ``sqlite://`` (in memory), ``sqlite:///file.db``
+            (relative to the working directory), ``sqlite:////abs/file.db``, or
+            ``mongodb://host:port/dbname``.
+        **options: Passed to the backend's constructor.
+
+    Returns:
+        A :class:`~loadmanager.repositories.Storage`; close it with ``close()`` or
+        use it as a context manager.
+
+    Raises:
+        ValidationError: the URL is not one of the accepted forms (also a ValueError).
+        RepositoryUnavailableError: the backend cannot be opened.
+    """
+    if not isinstance(url, str):
+        raise _refuse(url, "the storage URL must be a string")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise _refuse(url, "the storage URL has no scheme")
+    if scheme == "memory":
+        if rest:
+            raise _refuse(url, "memory:// takes no path")
+        from .repositories.memory import MemoryStorage
+
+        return MemoryStorage(**options)
+    if scheme == "sqlite":
+        from .repositories.sqlite import SqliteStorage
+
+        if rest == "" or rest == "/:memory:":
+            return SqliteStorage(":memory:", **options)
+        if not rest.startswith("/") or rest == "/":
+            raise _refuse(url, "a SQLite URL is sqlite:///path (three slashes)")
+        return SqliteStorage(rest[1:], **options)
+    if scheme in ("mongodb", "mongodb+srv"):
+        from .repositories.mongo import MongoStorage
+
+        return MongoStorage(url, **options)
+    raise _refuse(url, f"unknown storage scheme {scheme!r}")
