@@ -1,0 +1,636 @@
+"""SQLite repositories: the embedded, persistent default (standard library only).
+
+One file holds everything; WAL mode lets readers go on while one writer writes,
+and several processes may share the file. Writes take the write lock up front
+(``BEGIN IMMEDIATE``) so a transaction never fails half-way on a lock upgrade;
+a lock held too long by another process is waited for (``busy_timeout``) and then
+retried with backoff before RepositoryUnavailableError reaches the caller.
+
+The cluster lease is a unique partial index on the cluster of active runs, so it
+holds across processes without any Python lock. The schema is versioned with
+``PRAGMA user_version`` and migrated forward when a file is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import tenacity
+
+from .._serialization import make_converter
+from ..clock import to_millis
+from ..errors import (
+    ActiveRunError,
+    ClusterBusyError,
+    DuplicateError,
+    NotFoundError,
+    RepositoryUnavailableError,
+    StaleVersionError,
+)
+from ..filters import LoadTestFilter, RunFilter
+from ..metrics import MetricSnapshot, SeriesBucket
+from ..models import LoadTest, LoadTestRun
+from ._protocols import check_buckets
+from ._series import SERIES_FIELDS, assemble, window_for
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteLoadTestRepository",
+    "SqliteLoadTestRunRepository",
+    "SqliteMetricsRepository",
+    "SqliteStorage",
+]
+
+T = TypeVar("T")
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema. Documents are the camelCase JSON of the models; the
+    # columns beside them exist only to filter, order and aggregate in SQL.
+    """
+    CREATE TABLE load_tests (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        env_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX load_tests_order ON load_tests (created_ms, id);
+    CREATE INDEX load_tests_tenant ON load_tests (tenant_id, env_id, created_ms, id);
+    CREATE INDEX load_tests_creator ON load_tests (created_by, created_ms, id);
+    CREATE TABLE load_test_tags (
+        tag TEXT NOT NULL,
+        load_test_id TEXT NOT NULL REFERENCES load_tests (id) ON DELETE CASCADE,
+        PRIMARY KEY (tag, load_test_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX load_test_tags_test ON load_test_tags (load_test_id);
+    CREATE TABLE load_test_runs (
+        id TEXT PRIMARY KEY,
+        load_test_id TEXT NOT NULL REFERENCES load_tests (id),
+        tenant_id TEXT NOT NULL,
+        env_id TEXT NOT NULL,
+        cluster_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        started_ms INTEGER,
+        created_ms INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX load_test_runs_cluster_lease ON load_test_runs (cluster_id)
+        WHERE active = 1;
+    CREATE INDEX load_test_runs_test ON load_test_runs (load_test_id, created_ms, id);
+    CREATE INDEX load_test_runs_tenant ON load_test_runs (tenant_id, env_id, created_ms, id);
+    CREATE INDEX load_test_runs_status ON load_test_runs (status, created_ms, id);
+    CREATE INDEX load_test_runs_started ON load_test_runs (started_ms);
+    CREATE INDEX load_test_runs_order ON load_test_runs (created_ms, id);
+    CREATE TABLE metrics_timeseries (
+        run_id TEXT NOT NULL REFERENCES load_test_runs (id),
+        ts_ms INTEGER NOT NULL,
+        user_count REAL,
+        current_rps REAL,
+        current_fail_per_sec REAL,
+        current_p50 REAL,
+        current_p95 REAL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX metrics_timeseries_run_ts ON metrics_timeseries (run_id, ts_ms);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_CONVERTER = make_converter("iso")
+_SERIES_COLUMNS = ", ".join(f"MIN({f}), AVG({f}), MAX({f})" for f in SERIES_FIELDS)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _default_retrying() -> tenacity.Retrying:
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_is_lock_error),
+        wait=tenacity.wait_random_exponential(multiplier=0.01, max=0.5),
+        stop=tenacity.stop_after_delay(30),
+        reraise=True,
+    )
+
+
+def _dumps(model: Any) -> str:
+    return json.dumps(_CONVERTER.unstructure(model), separators=(",", ":"))
+
+
+def _loads(doc: str, cls: type[T]) -> T:
+    return _CONVERTER.structure(json.loads(doc), cls, subject=f"stored {cls.__name__}")
+
+
+class _Database:
+    """One connection, serialised by a lock, with retried transactions."""
+
+    def __init__(self, path: str, retrying: Callable[[], tenacity.Retrying]) -> None:
+        self.path = path
+        self._retrying = retrying
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                path,
+                timeout=10.0,
+                isolation_level=None,  # we issue BEGIN ourselves
+                check_same_thread=False,  # guarded by self._lock
+                uri=path.startswith("file:"),
+            )
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailableError(
+                f"cannot open SQLite database {path!r}: {exc}"
+            ) from exc
+        self._closed = False
+        self.run(self._configure)
+        self.write(self._migrate)
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        # Read inside the write transaction: two processes opening a new file at
+        # once must not both apply migration 1.
+        (current,) = conn.execute("PRAGMA user_version").fetchone()
+        if current > SCHEMA_VERSION:
+            raise RepositoryUnavailableError(
+                f"database schema {current} is newer than this loadmanager ({SCHEMA_VERSION});"
+                " upgrade loadmanager"
+            )
+        for number in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+
+    def _checked(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("this SQLite storage is closed")
+        return self._conn
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read (or a pragma) with lock retries."""
+        with self._lock, _mapped(self.path):
+            conn = self._checked()
+            for attempt in self._retrying():
+                with attempt:
+                    return fn(conn)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction, retried whole on lock errors."""
+        with self._lock, _mapped(self.path):
+            conn = self._checked()
+            for attempt in self._retrying():
+                with attempt:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                    return result
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+@contextmanager
+def _mapped(path: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise RepositoryUnavailableError(f"SQLite database {path!r} unavailable: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise RepositoryUnavailableError(f"SQLite database {path!r} failed: {exc}") from exc
+
+
+class SqliteLoadTestRepository:
+    """Load tests in the ``load_tests`` table, tags in ``load_test_tags``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    def add(self, test: LoadTest) -> LoadTest:
+        def insert(conn: sqlite3.Connection) -> LoadTest:
+            try:
+                conn.execute(
+                    "INSERT INTO load_tests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        test.id,
+                        test.tenant_id,
+                        test.env_id,
+                        test.name,
+                        test.audit.created_by,
+                        to_millis(test.audit.created_at),
+                        test.version,
+                        _dumps(test),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateError("LoadTest", test.id) from exc
+            self._write_tags(conn, test)
+            return test
+
+        return self._db.write(insert)
+
+    @staticmethod
+    def _write_tags(conn: sqlite3.Connection, test: LoadTest) -> None:
+        conn.execute("DELETE FROM load_test_tags WHERE load_test_id = ?", (test.id,))
+        conn.executemany(
+            "INSERT OR IGNORE INTO load_test_tags VALUES (?, ?)",
+            [(tag, test.id) for tag in test.tags],
+        )
+
+    def get(self, test_id: str) -> LoadTest:
+        row = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM load_tests WHERE id = ?", (test_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFoundError("LoadTest", test_id)
+        return _loads(row[0], LoadTest)
+
+    def update(self, test: LoadTest) -> LoadTest:
+        stored = _bumped(test)
+
+        def change(conn: sqlite3.Connection) -> LoadTest:
+            cursor = conn.execute(
+                "UPDATE load_tests SET tenant_id = ?, env_id = ?, name = ?, version = ?,"
+                " doc = ? WHERE id = ? AND version = ?",
+                (
+                    stored.tenant_id,
+                    stored.env_id,
+                    stored.name,
+                    stored.version,
+                    _dumps(stored),
+                    test.id,
+                    test.version,
+                ),
+            )
+            if cursor.rowcount == 0:
+                _raise_missing_or_stale(conn, "load_tests", "LoadTest", test.id, test.version)
+            self._write_tags(conn, stored)
+            return stored
+
+        return self._db.write(change)
+
+    def delete(self, test_id: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM load_tests WHERE id = ?", (test_id,)).fetchone() is None:
+                raise NotFoundError("LoadTest", test_id)
+            active = conn.execute(
+                "SELECT id FROM load_test_runs WHERE load_test_id = ? AND active = 1",
+                (test_id,),
+            ).fetchone()
+            if active is not None:
+                raise ActiveRunError(test_id, active[0])
+            conn.execute(
+                "DELETE FROM metrics_timeseries WHERE run_id IN"
+                " (SELECT id FROM load_test_runs WHERE load_test_id = ?)",
+                (test_id,),
+            )
+            conn.execute("DELETE FROM load_test_runs WHERE load_test_id = ?", (test_id,))
+            conn.execute("DELETE FROM load_tests WHERE id = ?", (test_id,))
+
+        self._db.write(remove)
+
+    def find(self, filter: LoadTestFilter) -> list[LoadTest]:  # noqa: A002
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tenant_id", filter.tenant_id),
+            ("env_id", filter.env_id),
+            ("created_by", filter.created_by),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if filter.tenant_ids is not None:
+            where.append(_in("tenant_id", filter.tenant_ids, params))
+        if filter.name_contains is not None:
+            # instr, not LIKE: '%' and '_' in a caller's text stay literal.
+            where.append("instr(name, ?) > 0")
+            params.append(filter.name_contains)
+        if filter.tags:
+            tags = sorted(set(filter.tags))
+            where.append(
+                "id IN (SELECT load_test_id FROM load_test_tags WHERE "  # noqa: S608 - placeholders only
+                + _in("tag", tags, params)
+                + " GROUP BY load_test_id HAVING COUNT(*) = ?)"
+            )
+            params.append(len(tags))
+        sql = "SELECT doc FROM load_tests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_ms, id LIMIT ?"
+        params.append(filter.limit)
+        rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        return [_loads(doc, LoadTest) for (doc,) in rows]
+
+
+class SqliteLoadTestRunRepository:
+    """Runs in ``load_test_runs``; the lease is the partial unique index."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    def add(self, run: LoadTestRun) -> LoadTestRun:
+        def insert(conn: sqlite3.Connection) -> LoadTestRun:
+            try:
+                conn.execute(
+                    "INSERT INTO load_test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run.id,
+                        run.load_test_id,
+                        run.tenant_id,
+                        run.env_id,
+                        run.locust_cluster_id,
+                        run.status.value,
+                        int(run.is_active),
+                        None if run.started_at is None else to_millis(run.started_at),
+                        to_millis(run.audit.created_at),
+                        run.version,
+                        _dumps(run),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                self._raise_integrity(conn, run, exc)
+            return run
+
+        return self._db.write(insert)
+
+    def _raise_integrity(
+        self, conn: sqlite3.Connection, run: LoadTestRun, exc: sqlite3.IntegrityError
+    ) -> NoReturn:
+        message = str(exc)
+        if "FOREIGN KEY" in message:
+            raise NotFoundError("LoadTest", run.load_test_id) from exc
+        if "load_test_runs.id" in message:
+            raise DuplicateError("LoadTestRun", run.id) from exc
+        holder = conn.execute(
+            "SELECT id FROM load_test_runs WHERE cluster_id = ? AND active = 1",
+            (run.locust_cluster_id,),
+        ).fetchone()
+        raise ClusterBusyError(run.locust_cluster_id, holder[0] if holder else None) from exc
+
+    def get(self, run_id: str) -> LoadTestRun:
+        row = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM load_test_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFoundError("LoadTestRun", run_id)
+        return _loads(row[0], LoadTestRun)
+
+    def update(self, run: LoadTestRun) -> LoadTestRun:
+        stored = _bumped(run)
+
+        def change(conn: sqlite3.Connection) -> LoadTestRun:
+            try:
+                cursor = conn.execute(
+                    "UPDATE load_test_runs SET status = ?, active = ?, started_ms = ?,"
+                    " version = ?, doc = ? WHERE id = ? AND version = ?",
+                    (
+                        stored.status.value,
+                        int(stored.is_active),
+                        None if stored.started_at is None else to_millis(stored.started_at),
+                        stored.version,
+                        _dumps(stored),
+                        run.id,
+                        run.version,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                self._raise_integrity(conn, run, exc)
+            if cursor.rowcount == 0:
+                _raise_missing_or_stale(conn, "load_test_runs", "LoadTestRun", run.id, run.version)
+            return stored
+
+        return self._db.write(change)
+
+    def find(self, filter: RunFilter) -> list[LoadTestRun]:  # noqa: A002
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("load_test_id", filter.load_test_id),
+            ("tenant_id", filter.tenant_id),
+            ("env_id", filter.env_id),
+            ("cluster_id", filter.locust_cluster_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if filter.tenant_ids is not None:
+            where.append(_in("tenant_id", filter.tenant_ids, params))
+        if filter.statuses is not None:
+            where.append(_in("status", [s.value for s in filter.statuses], params))
+        if filter.started_after is not None:
+            where.append("started_ms >= ?")
+            params.append(to_millis(filter.started_after))
+        if filter.started_before is not None:
+            where.append("started_ms < ?")
+            params.append(to_millis(filter.started_before))
+        sql = "SELECT doc FROM load_test_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_ms, id LIMIT ?"
+        params.append(filter.limit)
+        rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        return [_loads(doc, LoadTestRun) for (doc,) in rows]
+
+    def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
+        row = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM load_test_runs WHERE cluster_id = ? AND active = 1",
+                (cluster_id,),
+            ).fetchone()
+        )
+        return None if row is None else _loads(row[0], LoadTestRun)
+
+
+class SqliteMetricsRepository:
+    """Snapshots in ``metrics_timeseries``; series are a GROUP BY in SQL."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    def add(self, snapshot: MetricSnapshot) -> None:
+        self.add_many([snapshot])
+
+    def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        rows = [
+            (
+                s.load_test_run_id,
+                to_millis(s.timestamp),
+                *(getattr(s, f) for f in SERIES_FIELDS),
+                _dumps(s),
+            )
+            for s in snapshots
+        ]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.executemany(
+                    "INSERT INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+            except sqlite3.IntegrityError as exc:
+                known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
+                missing = sorted({row[0] for row in rows} - known)
+                raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
+
+        if rows:
+            self._db.write(insert)
+        return len(rows)
+
+    def snapshots(
+        self,
+        run_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[MetricSnapshot]:
+        sql, params = self._range("SELECT doc", run_id, start, end)
+        sql += " ORDER BY ts_ms, rowid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        return [_loads(doc, MetricSnapshot) for (doc,) in rows]
+
+    @staticmethod
+    def _range(
+        select: str, run_id: str, start: datetime | None, end: datetime | None
+    ) -> tuple[str, list[Any]]:
+        sql = f"{select} FROM metrics_timeseries WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if start is not None:
+            sql += " AND ts_ms >= ?"
+            params.append(to_millis(start))
+        if end is not None:
+            sql += " AND ts_ms < ?"
+            params.append(to_millis(end))
+        return sql, params
+
+    def series(
+        self,
+        run_id: str,
+        buckets: int,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesBucket]:
+        check_buckets(buckets)
+        bounds_sql, bounds_params = self._range("SELECT MIN(ts_ms), MAX(ts_ms)", run_id, start, end)
+
+        def query(conn: sqlite3.Connection) -> list[SeriesBucket]:
+            first, last = conn.execute(bounds_sql, bounds_params).fetchone()
+            window = window_for(start, end, first, last, buckets)
+            if window is None:
+                return []
+            sql, params = self._range(
+                f"SELECT (ts_ms - ?) / ? AS bucket, COUNT(*), {_SERIES_COLUMNS}",
+                run_id,
+                start,
+                end,
+            )
+            sql += " GROUP BY bucket"
+            rows = conn.execute(sql, [window.start_ms, window.width_ms, *params]).fetchall()
+            return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
+
+        return self._db.run(query)
+
+    def count(self, run_id: str) -> int:
+        row = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM metrics_timeseries WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        )
+        return int(row[0])
+
+
+def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
+    items = list(values)
+    params.extend(items)
+    if not items:
+        return "0"
+    return f"{column} IN ({', '.join('?' * len(items))})"
+
+
+def _bumped(model: T) -> T:
+    return attrs.evolve(model, version=model.version + 1)  # type: ignore[attr-defined,misc]
+
+
+def _raise_missing_or_stale(
+    conn: sqlite3.Connection, table: str, kind: str, object_id: str, expected: int
+) -> NoReturn:
+    row = conn.execute(f"SELECT version FROM {table} WHERE id = ?", (object_id,)).fetchone()  # noqa: S608 - table is ours
+    if row is None:
+        raise NotFoundError(kind, object_id)
+    raise StaleVersionError(kind, object_id, expected, row[0])
+
+
+class SqliteStorage:
+    """The SQLite backend (``sqlite:///path.db``, or ``sqlite://`` in memory).
+
+    Args:
+        path: A file path, or ``":memory:"`` for a private in-memory database.
+        retrying: Factory of the tenacity policy for lock contention (tests pass
+            one that records instead of sleeping).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        retrying: Callable[[], tenacity.Retrying] = _default_retrying,
+    ) -> None:
+        self.path = path
+        self.url = "sqlite://" if path == ":memory:" else f"sqlite:///{path}"
+        self._db = _Database(path, retrying)
+        self.load_tests = SqliteLoadTestRepository(self._db)
+        self.runs = SqliteLoadTestRunRepository(self._db)
+        self.metrics = SqliteMetricsRepository(self._db)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version stored in the file (``PRAGMA user_version``)."""
+        return int(self._db.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]))
+
+    def close(self) -> None:
+        """Close the connection; further use raises RuntimeError."""
+        self._db.close()
+
+    def __enter__(self) -> SqliteStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage({self.url!r})"
