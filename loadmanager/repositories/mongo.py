@@ -1,0 +1,572 @@
+"""MongoDB repositories (pymongo), behind ``lm.connect("mongodb://host:port/db")``.
+
+The only module that imports pymongo; its types and errors stop here.
+
+Collections: ``load_tests``, ``load_test_runs`` and ``metrics_timeseries``. Documents
+are the camelCase documents of :func:`loadmanager.to_json` with the id in ``_id``,
+native BSON dates, and a few numeric helper fields the queries use
+(``createdMs``, ``startedMs``, ``tsMs``), which are stripped again on reading.
+
+The per-cluster lease is a unique index on ``lease``, a field an active run
+carries (holding its cluster id) and a terminal run does not. Real MongoDB needs
+the ``partialFilterExpression`` so documents without the field stay out of the
+index; the stand-in we test against ignores that option but reaches the same
+behaviour because it keeps missing values out of uniqueness.
+
+Bucketing for series runs on ``tsMs`` (epoch milliseconds) with plain arithmetic,
+not date operators, which some wire-compatible servers get wrong; averages are
+``$sum / count of non-null`` because such servers also count nulls in ``$avg``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+try:
+    import pymongo
+    from pymongo import errors as pymongo_errors
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "the MongoDB backend needs pymongo: pip install 'loadmanager[mongo]'"
+    ) from exc
+
+from .._serialization import make_converter
+from ..clock import to_millis
+from ..errors import (
+    ActiveRunError,
+    ClusterBusyError,
+    DuplicateError,
+    NotFoundError,
+    RepositoryUnavailableError,
+    StaleVersionError,
+)
+from ..filters import LoadTestFilter, RunFilter
+from ..metrics import MetricSnapshot, SeriesBucket
+from ..models import LoadTest, LoadTestRun
+from ._protocols import check_buckets
+from ._series import SERIES_FIELDS, assemble, window_for
+
+__all__ = [
+    "LEGACY_COLLECTIONS",
+    "MigrationReport",
+    "MongoLoadTestRepository",
+    "MongoLoadTestRunRepository",
+    "MongoMetricsRepository",
+    "MongoStorage",
+    "migrate",
+]
+
+T = TypeVar("T")
+
+LOAD_TESTS = "load_tests"
+RUNS = "load_test_runs"
+METRICS = "metrics_timeseries"
+LEGACY_COLLECTIONS = ("test_runs",)
+"""Collections of the seed's earlier design, dropped by :func:`migrate`."""
+
+_HELPERS = ("createdMs", "startedMs", "tsMs", "lease")
+_CONVERTER = make_converter("native")
+_CAMEL_SERIES = {
+    f: f.split("_")[0] + "".join(p.title() for p in f.split("_")[1:]) for f in SERIES_FIELDS
+}
+
+# name -> (collection, keys, options). Names are ours so reports can list them;
+# a server may choose its own names, and the report shows what it says.
+_INDEXES: tuple[tuple[str, str, list[tuple[str, int]], dict[str, Any]], ...] = (
+    ("load_tests_order", LOAD_TESTS, [("createdMs", 1)], {}),
+    ("load_tests_tenant", LOAD_TESTS, [("tenantId", 1), ("envId", 1), ("createdMs", 1)], {}),
+    ("load_tests_tags", LOAD_TESTS, [("tags", 1)], {}),
+    ("load_tests_creator", LOAD_TESTS, [("createdBy", 1), ("createdMs", 1)], {}),
+    (
+        "load_test_runs_cluster_lease",
+        RUNS,
+        [("lease", 1)],
+        {"unique": True, "partialFilterExpression": {"lease": {"$exists": True}}},
+    ),
+    ("load_test_runs_test", RUNS, [("loadTestId", 1), ("createdMs", 1)], {}),
+    ("load_test_runs_tenant", RUNS, [("tenantId", 1), ("envId", 1), ("createdMs", 1)], {}),
+    ("load_test_runs_status", RUNS, [("status", 1), ("createdMs", 1)], {}),
+    ("load_test_runs_cluster", RUNS, [("locustClusterId", 1), ("createdMs", 1)], {}),
+    ("load_test_runs_started", RUNS, [("startedMs", 1)], {}),
+    ("metrics_timeseries_run_ts", METRICS, [("loadTestRunId", 1), ("tsMs", 1)], {}),
+)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """Turn pymongo's errors into ours; duplicates are mapped where they arise."""
+    try:
+        yield
+    except pymongo_errors.DuplicateKeyError:
+        raise
+    except (pymongo_errors.ConnectionFailure, pymongo_errors.ServerSelectionTimeoutError) as exc:
+        raise RepositoryUnavailableError(f"MongoDB unreachable while {what}: {exc}") from exc
+    except pymongo_errors.PyMongoError as exc:
+        raise RepositoryUnavailableError(f"MongoDB failed while {what}: {exc}") from exc
+
+
+def _to_doc(model: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = _CONVERTER.unstructure(model)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from_doc(doc: Mapping[str, Any], cls: type[T]) -> T:
+    data = {k: v for k, v in doc.items() if k not in _HELPERS}
+    if "_id" in data:
+        data["id"] = data.pop("_id")
+    return _CONVERTER.structure(data, cls, subject=f"stored {cls.__name__}")
+
+
+def _test_doc(test: LoadTest) -> dict[str, Any]:
+    doc = _to_doc(test)
+    doc["createdMs"] = to_millis(test.audit.created_at)
+    return doc
+
+
+def _run_doc(run: LoadTestRun) -> dict[str, Any]:
+    doc = _to_doc(run)
+    doc["createdMs"] = to_millis(run.audit.created_at)
+    doc["startedMs"] = None if run.started_at is None else to_millis(run.started_at)
+    if run.is_active:
+        doc["lease"] = run.locust_cluster_id
+    return doc
+
+
+def _eq(value: Any) -> dict[str, Any]:
+    # Values from callers are wrapped in $eq so they are always compared as data.
+    return {"$eq": value}
+
+
+def _in(values: Iterable[Any]) -> dict[str, Any]:
+    return {"$in": list(values)}
+
+
+class MongoLoadTestRepository:
+    """Load tests in the ``load_tests`` collection."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._col = db[LOAD_TESTS]
+
+    def add(self, test: LoadTest) -> LoadTest:
+        with _mapped("adding a load test"):
+            try:
+                self._col.insert_one(_test_doc(test))
+            except pymongo_errors.DuplicateKeyError as exc:
+                raise DuplicateError("LoadTest", test.id) from exc
+        return test
+
+    def get(self, test_id: str) -> LoadTest:
+        with _mapped("reading a load test"):
+            doc = self._col.find_one({"_id": _eq(test_id)})
+        if doc is None:
+            raise NotFoundError("LoadTest", test_id)
+        return _from_doc(doc, LoadTest)
+
+    def update(self, test: LoadTest) -> LoadTest:
+        stored = attrs.evolve(test, version=test.version + 1)
+        with _mapped("updating a load test"):
+            result = self._col.replace_one(
+                {"_id": _eq(test.id), "version": _eq(test.version)}, _test_doc(stored)
+            )
+            if result.matched_count == 0:
+                current = self._col.find_one({"_id": _eq(test.id)}, {"version": 1})
+                if current is None:
+                    raise NotFoundError("LoadTest", test.id)
+                raise StaleVersionError("LoadTest", test.id, test.version, current["version"])
+        return stored
+
+    def delete(self, test_id: str) -> None:
+        # Metrics, then runs, then the test: an interrupted delete never leaves
+        # runs or metrics whose test is gone. MongoDB has no cross-collection
+        # transaction without a replica set, so a start racing this delete is
+        # refused by the run repository's own existence check instead.
+        runs = self._db[RUNS]
+        with _mapped("deleting a load test"):
+            if self._col.find_one({"_id": _eq(test_id)}, {"_id": 1}) is None:
+                raise NotFoundError("LoadTest", test_id)
+            active = runs.find_one({"loadTestId": _eq(test_id), "lease": {"$exists": True}})
+            if active is not None:
+                raise ActiveRunError(test_id, active["_id"])
+            run_ids = [d["_id"] for d in runs.find({"loadTestId": _eq(test_id)}, {"_id": 1})]
+            if run_ids:
+                self._db[METRICS].delete_many({"loadTestRunId": _in(run_ids)})
+                runs.delete_many({"loadTestId": _eq(test_id)})
+            self._col.delete_one({"_id": _eq(test_id)})
+
+    def find(self, filter: LoadTestFilter) -> list[LoadTest]:  # noqa: A002
+        query: dict[str, Any] = {}
+        for field, value in (
+            ("tenantId", filter.tenant_id),
+            ("envId", filter.env_id),
+            ("createdBy", filter.created_by),
+        ):
+            if value is not None:
+                query[field] = _eq(value)
+        if filter.tenant_ids is not None:
+            query.setdefault("$and", []).append({"tenantId": _in(filter.tenant_ids)})
+        if filter.tags:
+            query["tags"] = {"$all": sorted(set(filter.tags))}
+        if filter.name_contains is not None:
+            query["name"] = {"$regex": re.escape(filter.name_contains)}
+        with _mapped("listing load tests"):
+            docs = self._col.find(query).sort([("createdMs", 1), ("_id", 1)]).limit(filter.limit)
+            return [_from_doc(d, LoadTest) for d in docs]
+
+
+class MongoLoadTestRunRepository:
+    """Runs in ``load_test_runs``; the lease is the unique ``lease`` index."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._col = db[RUNS]
+
+    def _busy(self, run: LoadTestRun, exc: Exception) -> Exception:
+        existing = self._col.find_one({"_id": _eq(run.id)}, {"_id": 1})
+        if existing is not None and "lease" not in str(exc):
+            return DuplicateError("LoadTestRun", run.id)
+        holder = self._col.find_one({"lease": _eq(run.locust_cluster_id)}, {"_id": 1})
+        return ClusterBusyError(run.locust_cluster_id, holder["_id"] if holder else None)
+
+    def add(self, run: LoadTestRun) -> LoadTestRun:
+        with _mapped("adding a run"):
+            if self._db[LOAD_TESTS].find_one({"_id": _eq(run.load_test_id)}, {"_id": 1}) is None:
+                raise NotFoundError("LoadTest", run.load_test_id)
+            try:
+                self._col.insert_one(_run_doc(run))
+            except pymongo_errors.DuplicateKeyError as exc:
+                raise self._busy(run, exc) from exc
+        return run
+
+    def get(self, run_id: str) -> LoadTestRun:
+        with _mapped("reading a run"):
+            doc = self._col.find_one({"_id": _eq(run_id)})
+        if doc is None:
+            raise NotFoundError("LoadTestRun", run_id)
+        return _from_doc(doc, LoadTestRun)
+
+    def update(self, run: LoadTestRun) -> LoadTestRun:
+        stored = attrs.evolve(run, version=run.version + 1)
+        with _mapped("updating a run"):
+            try:
+                result = self._col.replace_one(
+                    {"_id": _eq(run.id), "version": _eq(run.version)}, _run_doc(stored)
+                )
+            except pymongo_errors.DuplicateKeyError as exc:
+                raise self._busy(run, exc) from exc
+            if result.matched_count == 0:
+                current = self._col.find_one({"_id": _eq(run.id)}, {"version": 1})
+                if current is None:
+                    raise NotFoundError("LoadTestRun", run.id)
+                raise StaleVersionError("LoadTestRun", run.id, run.version, current["version"])
+        return stored
+
+    def find(self, filter: RunFilter) -> list[LoadTestRun]:  # noqa: A002
+        query: dict[str, Any] = {}
+        for field, value in (
+            ("loadTestId", filter.load_test_id),
+            ("tenantId", filter.tenant_id),
+            ("envId", filter.env_id),
+            ("locustClusterId", filter.locust_cluster_id),
+        ):
+            if value is not None:
+                query[field] = _eq(value)
+        and_: list[dict[str, Any]] = []
+        if filter.tenant_ids is not None:
+            and_.append({"tenantId": _in(filter.tenant_ids)})
+        if filter.statuses is not None:
+            and_.append({"status": _in(s.value for s in filter.statuses)})
+        if filter.started_after is not None:
+            and_.append({"startedMs": {"$gte": to_millis(filter.started_after)}})
+        if filter.started_before is not None:
+            and_.append({"startedMs": {"$lt": to_millis(filter.started_before), "$ne": None}})
+        if and_:
+            query["$and"] = and_
+        with _mapped("listing runs"):
+            docs = self._col.find(query).sort([("createdMs", 1), ("_id", 1)]).limit(filter.limit)
+            return [_from_doc(d, LoadTestRun) for d in docs]
+
+    def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
+        with _mapped("reading a cluster lease"):
+            doc = self._col.find_one({"lease": _eq(cluster_id)})
+        return None if doc is None else _from_doc(doc, LoadTestRun)
+
+
+class MongoMetricsRepository:
+    """Snapshots in ``metrics_timeseries``; series are an aggregation pipeline."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._col = db[METRICS]
+
+    def add(self, snapshot: MetricSnapshot) -> None:
+        self.add_many([snapshot])
+
+    def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        items = list(snapshots)
+        if not items:
+            return 0
+        run_ids = {s.load_test_run_id for s in items}
+        with _mapped("storing snapshots"):
+            known = {
+                d["_id"] for d in self._db[RUNS].find({"_id": _in(sorted(run_ids))}, {"_id": 1})
+            }
+            missing = sorted(run_ids - known)
+            if missing:
+                raise NotFoundError("LoadTestRun", missing[0])
+            docs = []
+            for snap in items:
+                doc: dict[str, Any] = _CONVERTER.unstructure(snap)
+                doc["tsMs"] = to_millis(snap.timestamp)
+                docs.append(doc)
+            self._col.insert_many(docs, ordered=False)
+        return len(docs)
+
+    @staticmethod
+    def _match(run_id: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+        match: dict[str, Any] = {"loadTestRunId": _eq(run_id)}
+        bounds: dict[str, int] = {}
+        if start is not None:
+            bounds["$gte"] = to_millis(start)
+        if end is not None:
+            bounds["$lt"] = to_millis(end)
+        if bounds:
+            match["tsMs"] = bounds
+        return match
+
+    def snapshots(
+        self,
+        run_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[MetricSnapshot]:
+        with _mapped("reading snapshots"):
+            cursor = self._col.find(self._match(run_id, start, end), {"_id": 0}).sort(
+                [("tsMs", 1), ("_id", 1)]
+            )
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return [_from_doc(d, MetricSnapshot) for d in cursor]
+
+    def series(
+        self,
+        run_id: str,
+        buckets: int,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[SeriesBucket]:
+        check_buckets(buckets)
+        match = self._match(run_id, start, end)
+        with _mapped("computing a series"):
+            bounds = list(
+                self._col.aggregate(
+                    [
+                        {"$match": match},
+                        {"$group": {"_id": None, "lo": {"$min": "$tsMs"}, "hi": {"$max": "$tsMs"}}},
+                    ]
+                )
+            )
+            if not bounds:
+                return []
+            window = window_for(start, end, bounds[0]["lo"], bounds[0]["hi"], buckets)
+            if window is None:
+                return []
+            group: dict[str, Any] = {
+                "_id": {
+                    "$floor": {
+                        "$divide": [{"$subtract": ["$tsMs", window.start_ms]}, window.width_ms]
+                    }
+                },
+                "samples": {"$sum": 1},
+            }
+            for field in SERIES_FIELDS:
+                ref = "$" + _CAMEL_SERIES[field]
+                group[f"{field}_min"] = {"$min": ref}
+                group[f"{field}_max"] = {"$max": ref}
+                group[f"{field}_sum"] = {"$sum": ref}
+                group[f"{field}_n"] = {"$sum": {"$cond": [{"$eq": [ref, None]}, 0, 1]}}
+            rows = []
+            for doc in self._col.aggregate([{"$match": match}, {"$group": group}]):
+                figures: list[float | None] = []
+                for field in SERIES_FIELDS:
+                    n = doc[f"{field}_n"]
+                    avg = doc[f"{field}_sum"] / n if n else None
+                    figures += [doc[f"{field}_min"], avg, doc[f"{field}_max"]]
+                rows.append((int(doc["_id"]), int(doc["samples"]), figures))
+        return assemble(window, rows)
+
+    def count(self, run_id: str) -> int:
+        with _mapped("counting snapshots"):
+            return int(self._col.count_documents({"loadTestRunId": _eq(run_id)}))
+
+
+@attrs.frozen
+class MigrationReport:
+    """What :func:`migrate` found and did.
+
+    Attributes:
+        dropped: Legacy collections it dropped.
+        created_collections: Collections it created.
+        created_indexes: Index names it created (as the server names them).
+        collections: Every collection present afterwards.
+        indexes: Each of our collections' index names afterwards.
+        timeseries: Whether ``metrics_timeseries`` is a time-series collection.
+    """
+
+    dropped: tuple[str, ...]
+    created_collections: tuple[str, ...]
+    created_indexes: tuple[str, ...]
+    collections: tuple[str, ...]
+    indexes: Mapping[str, tuple[str, ...]]
+    timeseries: bool
+
+    @property
+    def changed(self) -> bool:
+        """Whether this migration changed anything."""
+        return bool(self.dropped or self.created_collections or self.created_indexes)
+
+    def __str__(self) -> str:
+        if not self.changed:
+            head = "nothing to migrate: the database is up to date"
+        else:
+            head = (
+                f"dropped {list(self.dropped)}, created collections "
+                f"{list(self.created_collections)}, created indexes {list(self.created_indexes)}"
+            )
+        lines = [head, f"metrics_timeseries is a time-series collection: {self.timeseries}"]
+        lines += [f"{name}: {', '.join(idx)}" for name, idx in sorted(self.indexes.items())]
+        return "\n".join(lines)
+
+
+def _index_names(db: Any, collection: str) -> set[str]:
+    return set(db[collection].index_information())
+
+
+def migrate(db: Any) -> MigrationReport:
+    """Bring a database to the current layout; safe to run any number of times.
+
+    Drops the legacy ``test_runs`` collection, creates ``load_tests``,
+    ``load_test_runs`` and ``metrics_timeseries`` (a time-series collection with
+    ``loadTestRunId`` as its meta field where the server supports them) and every
+    index the queries use. This is the seed's "Database Migration" section as code.
+
+    Args:
+        db: A ``pymongo.database.Database``.
+    """
+    with _mapped("migrating"):
+        existing = set(db.list_collection_names())
+        dropped = tuple(sorted(c for c in LEGACY_COLLECTIONS if c in existing))
+        for name in dropped:
+            db.drop_collection(name)
+        created: list[str] = []
+        for name in (LOAD_TESTS, RUNS):
+            if name not in existing:
+                db.create_collection(name)
+                created.append(name)
+        if METRICS not in existing:
+            try:
+                db.create_collection(
+                    METRICS,
+                    timeseries={
+                        "timeField": "timestamp",
+                        "metaField": "loadTestRunId",
+                        "granularity": "seconds",
+                    },
+                )
+            except pymongo_errors.OperationFailure:
+                # Servers before 5.0 have no time-series collections.
+                db.create_collection(METRICS)
+            created.append(METRICS)
+        kinds = {c["name"]: c.get("type", "collection") for c in db.list_collections()}
+        before = {name: _index_names(db, name) for name in (LOAD_TESTS, RUNS, METRICS)}
+        for name, collection, keys, options in _INDEXES:
+            db[collection].create_index(keys, name=name, **options)
+        after = {name: _index_names(db, name) for name in (LOAD_TESTS, RUNS, METRICS)}
+        new_indexes = tuple(sorted(i for c in after for i in after[c] - before[c]))
+        return MigrationReport(
+            dropped=dropped,
+            created_collections=tuple(created),
+            created_indexes=new_indexes,
+            collections=tuple(sorted(db.list_collection_names())),
+            indexes={c: tuple(sorted(names)) for c, names in after.items()},
+            timeseries=kinds.get(METRICS) == "timeseries",
+        )
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class MongoStorage:
+    """The MongoDB backend.
+
+    Args:
+        url: ``mongodb://host:port/dbname``; the database defaults to ``loadmanager``.
+        database: A database name that overrides the one in the URL.
+        client: An existing ``MongoClient`` to use (not closed by :meth:`close`).
+        migrate_on_open: Run :func:`migrate` when opening (idempotent; on by default).
+        server_selection_timeout_ms: How long to look for a server before
+            RepositoryUnavailableError.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str | None = None,
+        client: Any = None,
+        migrate_on_open: bool = True,
+        server_selection_timeout_ms: int = 5000,
+    ) -> None:
+        self.url = _redacted(url)
+        self._owns_client = client is None
+        with _mapped("connecting"):
+            self._client = client or pymongo.MongoClient(
+                url,
+                tz_aware=True,
+                serverSelectionTimeoutMS=server_selection_timeout_ms,
+                connect=False,
+            )
+            default = self._client.get_default_database(default="loadmanager")
+            self.db = self._client[database] if database else default
+        self.load_tests = MongoLoadTestRepository(self.db)
+        self.runs = MongoLoadTestRunRepository(self.db)
+        self.metrics = MongoMetricsRepository(self.db)
+        try:
+            self.opening_report = migrate(self.db) if migrate_on_open else None
+        except BaseException:
+            self.close()  # a storage that failed to open must not leak its client
+            raise
+
+    def migrate(self) -> MigrationReport:
+        """Run :func:`migrate` on this storage's database and report."""
+        return migrate(self.db)
+
+    def close(self) -> None:
+        """Close the client if this storage created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> MongoStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MongoStorage({self.url!r})"
