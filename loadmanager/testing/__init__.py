@@ -1,0 +1,28 @@
+"""Public test helpers: a manual clock, model factories, hypothesis strategies and
+the repository contract suite that every storage backend must pass.
+
+A third-party backend proves itself with a few lines::
+
+    from loadmanager.testing.contracts import StorageContract
+
+    class TestMyBackend(StorageContract):
+        @pytest.fixture
+        def storage(self):
+            with MyStorage(...) as s:
+                yield s
+
+``contracts`` and ``strategies`` import pytest and hypothesis, so they are not
+imported here; this package itself needs neither.
+"""
+
+from .clock import ManualClock
+from .factories import make_load_test, make_run, make_snapshot, make_spec, make_summary
+
+__all__ = [
+    "ManualClock",
+    "make_load_test",
+    "make_run",
+    "make_snapshot",
+    "make_spec",
+    "make_summary",
+]

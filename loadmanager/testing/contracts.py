@@ -1,0 +1,427 @@
+"""The behaviour every storage backend must show, written once.
+
+Subclass :class:`StorageContract` in a test module and provide a ``storage``
+fixture that yields a fresh, empty :class:`~loadmanager.repositories.Storage`;
+pytest collects every test below against it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import attrs
+import pytest
+
+from ..errors import (
+    ActiveRunError,
+    ClusterBusyError,
+    DuplicateError,
+    NotFoundError,
+    StaleVersionError,
+    ValidationError,
+)
+from ..filters import LoadTestFilter, RunFilter
+from ..models import LoadTest
+from ..repositories import Storage
+from ..status import RunStatus
+from .factories import make_load_test, make_run, make_snapshot, make_summary
+
+__all__ = ["StorageContract"]
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class LoadTestContract:
+    """Load test CRUD, filters, ordering and concurrency."""
+
+    def test_add_then_get_returns_an_equal_test(self, storage: Storage) -> None:
+        test = make_load_test(description="ünïcode ✓", tags=("a", "b"), default_run_time="1h2m3s")
+        storage.load_tests.add(test)
+        assert storage.load_tests.get(test.id) == test
+
+    def test_get_missing_raises_not_found(self, storage: Storage) -> None:
+        with pytest.raises(NotFoundError) as info:
+            storage.load_tests.get("nope")
+        assert info.value.object_id == "nope"
+        assert isinstance(info.value, LookupError)
+
+    def test_add_same_id_twice_is_a_duplicate(self, storage: Storage) -> None:
+        test = make_load_test()
+        storage.load_tests.add(test)
+        with pytest.raises(DuplicateError):
+            storage.load_tests.add(attrs.evolve(test, name="other"))
+        assert storage.load_tests.get(test.id).name == test.name
+
+    def test_update_bumps_the_version_and_stores_the_change(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        changed = storage.load_tests.update(attrs.evolve(test, name="renamed", tags=("new",)))
+        assert changed.version == test.version + 1
+        assert storage.load_tests.get(test.id) == changed
+        assert storage.load_tests.find(LoadTestFilter(tags=["new"])) == [changed]
+        assert storage.load_tests.find(LoadTestFilter(tags=["api"])) == []
+
+    def test_stale_update_is_refused_and_changes_nothing(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        storage.load_tests.update(attrs.evolve(test, name="first"))
+        with pytest.raises(StaleVersionError) as info:
+            storage.load_tests.update(attrs.evolve(test, name="second"))
+        assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+        assert storage.load_tests.get(test.id).name == "first"
+
+    def test_update_of_a_missing_test_is_not_found(self, storage: Storage) -> None:
+        with pytest.raises(NotFoundError):
+            storage.load_tests.update(make_load_test())
+
+    def test_concurrent_updates_of_one_version_let_exactly_one_win(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        outcomes: list[str] = []
+        barrier = threading.Barrier(8)
+
+        def write(n: int) -> None:
+            barrier.wait()
+            try:
+                storage.load_tests.update(attrs.evolve(test, name=f"writer {n}"))
+                outcomes.append("won")
+            except StaleVersionError:
+                outcomes.append("stale")
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["stale"] * 7 + ["won"]
+        assert storage.load_tests.get(test.id).version == 2
+
+    def test_delete_removes_the_test_its_runs_and_their_metrics(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        keep = storage.load_tests.add(make_load_test(locust_cluster_id="other"))
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        kept_run = storage.runs.add(make_run(keep, status=RunStatus.FINISHED))
+        storage.metrics.add(make_snapshot(run.id, _at(0)))
+        storage.metrics.add(make_snapshot(kept_run.id, _at(0)))
+        storage.load_tests.delete(test.id)
+        with pytest.raises(NotFoundError):
+            storage.load_tests.get(test.id)
+        with pytest.raises(NotFoundError):
+            storage.runs.get(run.id)
+        assert storage.metrics.count(run.id) == 0
+        assert storage.runs.get(kept_run.id) == kept_run
+        assert storage.metrics.count(kept_run.id) == 1
+
+    def test_delete_with_an_active_run_is_refused_and_keeps_everything(
+        self, storage: Storage
+    ) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        storage.metrics.add(make_snapshot(run.id, _at(0)))
+        with pytest.raises(ActiveRunError) as info:
+            storage.load_tests.delete(test.id)
+        assert info.value.run_id == run.id
+        assert storage.load_tests.get(test.id) == test
+        assert storage.metrics.count(run.id) == 1
+
+    def test_delete_missing_is_not_found(self, storage: Storage) -> None:
+        with pytest.raises(NotFoundError):
+            storage.load_tests.delete("nope")
+
+    def _three(self, storage: Storage) -> tuple[LoadTest, LoadTest, LoadTest]:
+        a = storage.load_tests.add(
+            make_load_test(
+                name="checkout 50%_off",
+                tenant_id="t1",
+                env_id="prod",
+                tags=("api", "prod"),
+                at=_at(1),
+                actor="alice",
+            )
+        )
+        b = storage.load_tests.add(
+            make_load_test(
+                name="search .*",
+                tenant_id="t1",
+                env_id="dev",
+                tags=("api",),
+                at=_at(2),
+                actor="bob",
+            )
+        )
+        c = storage.load_tests.add(
+            make_load_test(
+                name="login",
+                tenant_id="t2",
+                env_id="prod",
+                tags=("prod", "web"),
+                at=_at(3),
+                actor="alice",
+            )
+        )
+        return a, b, c
+
+    def test_find_without_filter_lists_all_oldest_first(self, storage: Storage) -> None:
+        a, b, c = self._three(storage)
+        assert storage.load_tests.find(LoadTestFilter()) == [a, b, c]
+
+    def test_find_filters_by_tenant_env_and_creator(self, storage: Storage) -> None:
+        a, b, c = self._three(storage)
+        assert storage.load_tests.find(LoadTestFilter(tenant_id="t1")) == [a, b]
+        assert storage.load_tests.find(LoadTestFilter(tenant_ids=["t2", "t9"])) == [c]
+        assert storage.load_tests.find(LoadTestFilter(tenant_ids=[])) == []
+        assert storage.load_tests.find(LoadTestFilter(env_id="prod")) == [a, c]
+        assert storage.load_tests.find(LoadTestFilter(tenant_id="t1", env_id="prod")) == [a]
+        assert storage.load_tests.find(LoadTestFilter(created_by="alice")) == [a, c]
+
+    def test_find_by_tags_needs_all_of_them(self, storage: Storage) -> None:
+        a, b, c = self._three(storage)
+        assert storage.load_tests.find(LoadTestFilter(tags=["api"])) == [a, b]
+        assert storage.load_tests.find(LoadTestFilter(tags=["api", "prod"])) == [a]
+        assert storage.load_tests.find(LoadTestFilter(tags=["prod", "prod"])) == [a, c]
+        assert storage.load_tests.find(LoadTestFilter(tags=["api", "web"])) == []
+
+    def test_find_by_name_takes_the_text_literally(self, storage: Storage) -> None:
+        a, b, c = self._three(storage)
+        assert storage.load_tests.find(LoadTestFilter(name_contains="50%_")) == [a]
+        assert storage.load_tests.find(LoadTestFilter(name_contains="%")) == [a]
+        assert storage.load_tests.find(LoadTestFilter(name_contains=".*")) == [b]
+        assert storage.load_tests.find(LoadTestFilter(name_contains="_")) == [a]
+        assert storage.load_tests.find(LoadTestFilter(name_contains="LOGIN")) == []
+        assert storage.load_tests.find(LoadTestFilter(name_contains="ogi")) == [c]
+
+    def test_find_respects_the_limit_in_order(self, storage: Storage) -> None:
+        a, b, _ = self._three(storage)
+        assert storage.load_tests.find(LoadTestFilter(limit=2)) == [a, b]
+
+    def test_ties_in_creation_time_are_ordered_by_id(self, storage: Storage) -> None:
+        tests = [make_load_test(id=i, at=_at(5)) for i in ("c3", "a1", "b2")]
+        for t in tests:
+            storage.load_tests.add(t)
+        assert [t.id for t in storage.load_tests.find(LoadTestFilter())] == ["a1", "b2", "c3"]
+
+
+class RunContract:
+    """Runs: CRUD, filters and the per-cluster lease."""
+
+    def test_add_then_get_returns_an_equal_run(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = make_run(test, status=RunStatus.FINISHED, summary=make_summary(_at(9)))
+        storage.runs.add(run)
+        assert storage.runs.get(run.id) == run
+
+    def test_get_missing_raises_not_found(self, storage: Storage) -> None:
+        with pytest.raises(NotFoundError):
+            storage.runs.get("nope")
+
+    def test_a_run_of_a_missing_test_is_refused(self, storage: Storage) -> None:
+        with pytest.raises(NotFoundError) as info:
+            storage.runs.add(make_run(make_load_test(id="ghost")))
+        assert info.value.object_id == "ghost"
+
+    def test_duplicate_run_id_is_refused(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        with pytest.raises(DuplicateError):
+            storage.runs.add(run)
+
+    def test_second_active_run_on_a_cluster_is_busy_and_names_the_holder(
+        self, storage: Storage
+    ) -> None:
+        test = storage.load_tests.add(make_load_test())
+        holder = storage.runs.add(make_run(test))
+        with pytest.raises(ClusterBusyError) as info:
+            storage.runs.add(make_run(test))
+        assert info.value.cluster_id == test.locust_cluster_id
+        assert info.value.active_run_id == holder.id
+        assert storage.runs.active_on_cluster(test.locust_cluster_id) == holder
+
+    def test_other_clusters_and_ended_runs_do_not_hold_the_lease(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        other = storage.load_tests.add(make_load_test(locust_cluster_id="cluster-2"))
+        storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        storage.runs.add(make_run(test, status=RunStatus.FAILED))
+        first = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        storage.runs.add(make_run(other))
+        assert storage.runs.active_on_cluster("cluster-1") == first
+        assert storage.runs.active_on_cluster("nowhere") is None
+
+    def test_ending_a_run_releases_the_lease(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(5), actor="m"))
+        assert ended.version == run.version + 1
+        assert storage.runs.active_on_cluster(test.locust_cluster_id) is None
+        storage.runs.add(make_run(test))
+
+    def test_stale_run_update_is_refused(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test))
+        storage.runs.update(run.transition(RunStatus.RUNNING, at=_at(1), actor="a"))
+        with pytest.raises(StaleVersionError):
+            storage.runs.update(run.transition(RunStatus.FAILED, at=_at(1), actor="b"))
+        assert storage.runs.get(run.id).status is RunStatus.RUNNING
+
+    def test_racing_threads_get_the_lease_exactly_once(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        barrier = threading.Barrier(16)
+        winners: list[str] = []
+        busy: list[str | None] = []
+
+        def start() -> None:
+            run = make_run(test)
+            barrier.wait()
+            try:
+                storage.runs.add(run)
+                winners.append(run.id)
+            except ClusterBusyError as exc:
+                busy.append(exc.active_run_id)
+
+        threads = [threading.Thread(target=start) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(winners) == 1
+        assert len(busy) == 15
+        assert storage.runs.active_on_cluster(test.locust_cluster_id).id == winners[0]  # type: ignore[union-attr]
+
+    def _runs(self, storage: Storage) -> dict[str, object]:
+        t1 = storage.load_tests.add(make_load_test(tenant_id="t1", env_id="prod", at=_at(0)))
+        t2 = storage.load_tests.add(
+            make_load_test(tenant_id="t2", env_id="dev", locust_cluster_id="c2", at=_at(0))
+        )
+        r1 = storage.runs.add(make_run(t1, status=RunStatus.FINISHED, at=_at(10)))
+        r2 = storage.runs.add(make_run(t1, status=RunStatus.STOPPED, at=_at(20)))
+        r3 = storage.runs.add(make_run(t2, status=RunStatus.RUNNING, at=_at(30)))
+        r4 = storage.runs.add(make_run(t1, status=RunStatus.PENDING, at=_at(40)))
+        return {"t1": t1, "t2": t2, "r1": r1, "r2": r2, "r3": r3, "r4": r4}
+
+    def test_find_runs_by_test_tenant_env_and_cluster(self, storage: Storage) -> None:
+        o = self._runs(storage)
+        t1 = o["t1"]
+        assert isinstance(t1, LoadTest)
+        find = storage.runs.find
+        assert find(RunFilter(load_test_id=t1.id)) == [o["r1"], o["r2"], o["r4"]]
+        assert find(RunFilter(tenant_id="t2")) == [o["r3"]]
+        assert find(RunFilter(tenant_ids=["t1"], limit=2)) == [o["r1"], o["r2"]]
+        assert find(RunFilter(env_id="dev")) == [o["r3"]]
+        assert find(RunFilter(locust_cluster_id="cluster-1")) == [o["r1"], o["r2"], o["r4"]]
+        assert find(RunFilter()) == [o["r1"], o["r2"], o["r3"], o["r4"]]
+
+    def test_find_runs_by_status_and_start_time(self, storage: Storage) -> None:
+        o = self._runs(storage)
+        find = storage.runs.find
+        assert find(RunFilter(statuses=[RunStatus.STOPPED, "running"])) == [o["r2"], o["r3"]]
+        assert find(RunFilter(statuses=["failed"])) == []
+        assert find(RunFilter(statuses=[])) == []
+        # r4 is pending: never started, so no start-time filter matches it.
+        assert find(RunFilter(started_after=_at(20))) == [o["r2"], o["r3"]]
+        assert find(RunFilter(started_before=_at(20))) == [o["r1"]]
+        assert find(RunFilter(started_after=_at(10), started_before=_at(30))) == [o["r1"], o["r2"]]
+
+
+class MetricsContract:
+    """Snapshots: storage, ranges and the downsampled series."""
+
+    @pytest.fixture
+    def runs(self, storage: Storage) -> None:
+        # Snapshots belong to runs; these tests write to runs "r", "run1", "run2".
+        test = storage.load_tests.add(make_load_test())
+        for run_id in ("r", "run1", "run2"):
+            storage.runs.add(make_run(test, id=run_id, status=RunStatus.FINISHED))
+
+    def test_a_snapshot_of_an_unknown_run_is_refused(self, storage: Storage, runs: None) -> None:
+        with pytest.raises(NotFoundError):
+            storage.metrics.add(make_snapshot("ghost", _at(0)))
+        with pytest.raises(NotFoundError):
+            storage.metrics.add_many([make_snapshot("r", _at(0)), make_snapshot("ghost", _at(1))])
+        assert storage.metrics.count("r") == 0
+
+    def test_snapshots_come_back_equal_and_in_time_order(
+        self, storage: Storage, runs: None
+    ) -> None:
+        snaps = [make_snapshot("run1", _at(s), user_count=s) for s in (3, 1, 2)]
+        assert storage.metrics.add_many(snaps) == 3
+        storage.metrics.add(make_snapshot("run2", _at(0)))
+        assert storage.metrics.snapshots("run1") == sorted(snaps, key=lambda s: s.timestamp)
+        assert storage.metrics.count("run1") == 3
+        assert storage.metrics.count("none") == 0
+
+    def test_snapshot_range_is_start_inclusive_end_exclusive(
+        self, storage: Storage, runs: None
+    ) -> None:
+        storage.metrics.add_many(make_snapshot("r", _at(s), user_count=s) for s in range(10))
+        got = storage.metrics.snapshots("r", start=_at(2), end=_at(5))
+        assert [s.user_count for s in got] == [2, 3, 4]
+        assert [s.user_count for s in storage.metrics.snapshots("r", limit=2)] == [0, 1]
+
+    def test_series_of_an_empty_run_is_empty(self, storage: Storage, runs: None) -> None:
+        assert storage.metrics.series("nothing", 10) == []
+
+    def test_series_of_one_snapshot_is_one_bucket(self, storage: Storage, runs: None) -> None:
+        storage.metrics.add(make_snapshot("r", _at(0), user_count=7, current_p50=None))
+        [bucket] = storage.metrics.series("r", 10)
+        assert bucket.samples == 1
+        assert bucket.start == _at(0)
+        assert (bucket.user_count.min, bucket.user_count.avg, bucket.user_count.max) == (7, 7, 7)
+        assert bucket.current_p50.avg is None
+
+    def test_more_buckets_than_snapshots_puts_each_in_its_own(
+        self, storage: Storage, runs: None
+    ) -> None:
+        storage.metrics.add_many(make_snapshot("r", _at(s * 2), user_count=s) for s in range(5))
+        buckets = storage.metrics.series("r", 100)
+        assert [b.samples for b in buckets] == [1] * 5
+        assert [b.user_count.avg for b in buckets] == [0, 1, 2, 3, 4]
+
+    def test_series_aggregates_each_bucket(self, storage: Storage, runs: None) -> None:
+        # 12 snapshots one second apart; the span is 11.001 s, so 3 buckets of 3.667 s.
+        storage.metrics.add_many(
+            make_snapshot(
+                "r",
+                _at(s),
+                user_count=s,
+                current_rps=float(s * 10),
+                current_p95=None if s == 0 else float(s),
+            )
+            for s in range(12)
+        )
+        buckets = storage.metrics.series("r", 3)
+        assert [b.samples for b in buckets] == [4, 4, 4]
+        assert [b.start for b in buckets] == [_at(0), _at(3.667), _at(7.334)]
+        first = buckets[0]
+        assert (first.user_count.min, first.user_count.avg, first.user_count.max) == (0, 1.5, 3)
+        assert first.current_rps.avg == pytest.approx(15.0)
+        assert (first.current_p95.min, first.current_p95.avg, first.current_p95.max) == (1, 2, 3)
+
+    def test_series_window_limits_and_lays_out_the_buckets(
+        self, storage: Storage, runs: None
+    ) -> None:
+        storage.metrics.add_many(make_snapshot("r", _at(s), user_count=s) for s in range(10))
+        buckets = storage.metrics.series("r", 2, start=_at(2), end=_at(6))
+        assert [(b.start, b.end, b.samples) for b in buckets] == [
+            (_at(2), _at(4), 2),
+            (_at(4), _at(6), 2),
+        ]
+
+    def test_a_window_that_misses_every_snapshot_is_empty(
+        self, storage: Storage, runs: None
+    ) -> None:
+        storage.metrics.add_many(make_snapshot("r", _at(s)) for s in range(5))
+        assert storage.metrics.series("r", 5, start=_at(100), end=_at(200)) == []
+        assert storage.metrics.series("r", 5, start=_at(3), end=_at(3)) == []
+
+    def test_bucket_count_is_validated(self, storage: Storage, runs: None) -> None:
+        for bad in (0, -1, 100_001):
+            with pytest.raises(ValidationError):
+                storage.metrics.series("r", bad)
+
+
+class StorageContract(LoadTestContract, RunContract, MetricsContract):
+    """Everything a backend must do. Provide a ``storage`` fixture."""
+
+    def test_storage_reports_its_url(self, storage: Storage) -> None:
+        assert "://" in storage.url

@@ -1,0 +1,34 @@
+"""Shared test configuration: hypothesis profiles and storage fixtures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# The contract suites live in the package; let pytest explain their failures.
+pytest.register_assert_rewrite("loadmanager.testing.contracts")
+
+# "ci" runs the >= 1,000-example properties the issues ask for; "dev" keeps the
+# edit-test loop quick. CI sets HYPOTHESIS_PROFILE=ci.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(scope="session")
+def mongo_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A MongoDB server URI: MONGODB_URI, or nx-27017 started for this session."""
+    from mongo_server import mongo_base_uri
+
+    with mongo_base_uri(Path(tmp_path_factory.mktemp("mongo"))) as uri:
+        yield uri

@@ -1,0 +1,47 @@
+"""What `import loadmanager` offers, and what it must not drag in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import loadmanager as lm
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert lm.__all__ == sorted(lm.__all__)
+    public = {n for n in vars(lm) if not n.startswith("_") and n not in {"annotations"}}
+    modules = {n for n in public if type(getattr(lm, n)).__name__ == "module"}
+    assert set(lm.__all__) - {"__version__"} == public - modules
+
+
+def test_every_error_derives_from_the_root() -> None:
+    errors = [getattr(lm, n) for n in lm.__all__ if n.endswith("Error") and n != "FieldError"]
+    assert len(errors) >= 15
+    assert all(issubclass(e, lm.LoadManagerError) for e in errors)
+    assert issubclass(lm.NotFoundError, LookupError)
+    assert issubclass(lm.ValidationError, ValueError)
+
+
+def test_import_loads_no_optional_dependency() -> None:
+    code = (
+        "import sys, loadmanager\n"
+        "heavy = {'pymongo', 'bson', 'locust', 'gevent', 'pandas', 'matplotlib',"
+        " 'starlette', 'sqlite3'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://x", "sqlite:/x.db", "nothing", "memory://x", "sqlite:///"]
+)
+def test_connect_refuses_unknown_urls_naming_the_accepted_forms(url: str) -> None:
+    with pytest.raises(lm.ValidationError, match="accepted forms") as info:
+        lm.connect(url)
+    assert isinstance(info.value, ValueError)
+    assert "sqlite:///relative/path.db" in str(info.value)
+    assert "memory://" in str(info.value)

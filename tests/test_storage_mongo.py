@@ -1,0 +1,140 @@
+"""The contract suite on MongoDB over a real socket, plus migration and injection."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pymongo
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mongo_server import database_uri, fresh_database_name
+
+import loadmanager as lm
+from loadmanager.repositories import Storage
+from loadmanager.repositories.mongo import MongoStorage, migrate
+from loadmanager.testing import make_load_test
+from loadmanager.testing.contracts import StorageContract
+from loadmanager.testing.strategies import json_values
+
+_T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def mongo_url(mongo_base: str) -> Iterator[str]:
+    """A URL naming a database of its own, dropped afterwards."""
+    name = fresh_database_name()
+    yield database_uri(mongo_base, name)
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_base)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
+
+
+class TestMongoStorage(StorageContract):
+    @pytest.fixture
+    def storage(self, mongo_url: str) -> Iterator[Storage]:
+        with lm.connect(mongo_url) as storage:
+            yield storage
+
+
+def test_migrate_creates_the_layout_then_changes_nothing(mongo_url: str) -> None:
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_url)
+    db = client.get_default_database()
+    db["test_runs"].insert_one({"legacy": True})
+    try:
+        first = migrate(db)
+        assert first.dropped == ("test_runs",)
+        assert set(first.created_collections) == {
+            "load_tests",
+            "load_test_runs",
+            "metrics_timeseries",
+        }
+        assert first.changed
+        assert {"load_tests", "load_test_runs", "metrics_timeseries"} <= set(first.collections)
+        assert "test_runs" not in first.collections
+        assert all(len(first.indexes[c]) >= 2 for c in first.indexes)
+        second = migrate(db)
+        assert not second.changed
+        assert second.indexes == first.indexes
+        assert "nothing to migrate" in str(second)
+    finally:
+        client.close()
+
+
+def test_connect_migrates_and_reports(mongo_url: str) -> None:
+    with lm.connect(mongo_url) as storage:
+        assert isinstance(storage, MongoStorage)
+        report = storage.migrate()
+        assert not report.changed
+        assert any("lease" in name for name in report.indexes["load_test_runs"])
+
+
+def test_datetimes_round_trip_tz_aware_utc(mongo_url: str) -> None:
+    with lm.connect(mongo_url) as storage:
+        test = storage.load_tests.add(make_load_test())
+        got = storage.load_tests.get(test.id)
+        assert got.audit.created_at.utcoffset() is not None
+        assert got == test
+
+
+def test_an_unreachable_server_is_repository_unavailable() -> None:
+    from mongo_server import free_port
+
+    with pytest.raises(lm.RepositoryUnavailableError):
+        MongoStorage(f"mongodb://127.0.0.1:{free_port()}/x", server_selection_timeout_ms=300)
+
+
+def test_the_password_never_shows_in_the_url() -> None:
+    storage = MongoStorage("mongodb://user:secret@127.0.0.1:1/x", migrate_on_open=False)
+    try:
+        assert "secret" not in storage.url
+        assert "secret" not in repr(storage)
+    finally:
+        storage.close()
+
+
+_HOSTILE = (
+    st.sampled_from(
+        [{"$ne": None}, {"$gt": ""}, ".*", "^", "$where", {"$regex": ".*"}, "a|b", "\\", "t", "alp"]
+    )
+    | st.lists(st.sampled_from(["t", "u", ".*", "$ne"]), max_size=3)
+    | json_values(6)
+)
+_STORED = [
+    make_load_test(id="x1", name="alpha", tags=("t",), at=_T0),
+    make_load_test(id="x2", name="beta.*", tags=("t", "u"), at=_T0),
+]
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    field=st.sampled_from(["tenant_id", "env_id", "name_contains", "created_by", "tags"]),
+    value=_HOSTILE,
+)
+def test_caller_values_never_widen_a_filter(mongo_url: str, field: str, value: Any) -> None:
+    """MongoDB answers exactly what the reference backend answers, for any value."""
+    with lm.connect(mongo_url) as mongo, lm.connect("memory://") as reference:
+        for test in _STORED:
+            reference.load_tests.add(test)
+            if not mongo.load_tests.find(lm.LoadTestFilter(name_contains=test.name)):
+                mongo.load_tests.add(test)
+        try:
+            wanted = lm.LoadTestFilter(**{field: value})
+        except lm.ValidationError:
+            return  # refused as input, before any query
+        expected = [t.id for t in reference.load_tests.find(wanted)]
+        assert [t.id for t in mongo.load_tests.find(wanted)] == expected
+
+
+def test_hostile_alphabet_is_literal_in_name_search(mongo_url: str) -> None:
+    with lm.connect(mongo_url) as storage:
+        weird = storage.load_tests.add(make_load_test(name=string.punctuation))
+        storage.load_tests.add(make_load_test(name="plain"))
+        for i in range(len(string.punctuation) - 1):
+            needle = string.punctuation[i : i + 2]
+            assert storage.load_tests.find(lm.LoadTestFilter(name_contains=needle)) == [weird]

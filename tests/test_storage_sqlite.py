@@ -1,0 +1,105 @@
+"""The contract suite on SQLite, in memory and on a file, plus what only files do."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import loadmanager as lm
+from loadmanager.repositories import Storage
+from loadmanager.repositories.sqlite import SCHEMA_VERSION, SqliteStorage
+from loadmanager.testing import make_load_test
+from loadmanager.testing.contracts import StorageContract
+
+
+class TestSqliteInMemory(StorageContract):
+    @pytest.fixture
+    def storage(self) -> Iterator[Storage]:
+        with lm.connect("sqlite://") as storage:
+            yield storage
+
+
+class TestSqliteFile(StorageContract):
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> Iterator[Storage]:
+        with lm.connect(f"sqlite:///{tmp_path / 'lm.db'}") as storage:
+            yield storage
+
+
+def test_file_is_in_wal_mode_with_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "lm.db"
+    with SqliteStorage(str(path)) as storage:
+        assert storage.schema_version == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "load_test_runs_cluster_lease" in indexes
+    conn.close()
+
+
+def test_reopening_a_file_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lm.db'}"
+    test = make_load_test()
+    with lm.connect(url) as storage:
+        storage.load_tests.add(test)
+    with lm.connect(url) as storage:
+        assert storage.load_tests.get(test.id) == test
+
+
+def test_a_newer_schema_is_refused_rather_than_misread(tmp_path: Path) -> None:
+    path = tmp_path / "lm.db"
+    SqliteStorage(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(lm.RepositoryUnavailableError, match="newer"):
+        SqliteStorage(str(path))
+
+
+def test_closed_storage_is_a_runtime_error(tmp_path: Path) -> None:
+    storage = lm.connect(f"sqlite:///{tmp_path / 'lm.db'}")
+    storage.close()
+    with pytest.raises(RuntimeError):
+        storage.load_tests.get("x")
+
+
+def test_an_unopenable_path_is_repository_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(lm.RepositoryUnavailableError):
+        lm.connect(f"sqlite:///{tmp_path / 'missing-dir' / 'lm.db'}")
+
+
+_WRITER = textwrap.dedent(
+    """
+    import json, sys
+    import loadmanager as lm
+    from loadmanager.testing import make_load_test, make_run, make_snapshot, make_summary
+    from loadmanager.status import RunStatus
+    from datetime import datetime, timezone
+    with lm.connect(sys.argv[1]) as s:
+        t = s.load_tests.add(make_load_test(tags=("a", "ü")))
+        r = s.runs.add(make_run(t, status=RunStatus.FINISHED, summary=make_summary()))
+        snap = make_snapshot(r.id, datetime(2025, 1, 1, 0, 0, 1, 123000, tzinfo=timezone.utc))
+        s.metrics.add(snap)
+        print(json.dumps([lm.to_json(t), lm.to_json(r), lm.to_json(snap)]))
+    """
+)
+
+
+def test_data_written_by_one_process_reads_back_identically_in_another(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lm.db'}"
+    out = subprocess.run(
+        [sys.executable, "-c", _WRITER, url], check=True, capture_output=True, text=True
+    ).stdout
+    test_doc, run_doc, snap_doc = json.loads(out)
+    with lm.connect(url) as storage:
+        assert lm.to_json(storage.load_tests.get(test_doc["id"])) == test_doc
+        assert lm.to_json(storage.runs.get(run_doc["id"])) == run_doc
+        [snap] = storage.metrics.snapshots(run_doc["id"])
+        assert lm.to_json(snap) == snap_doc
