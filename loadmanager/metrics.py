@@ -8,6 +8,7 @@ an average of percentiles is not a percentile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
@@ -25,6 +26,14 @@ __all__ = [
 ]
 
 _OPT_MEASURE = c.optional(c.MEASURE)
+
+
+def _endpoint_rows(rows: Iterable[EndpointStats]) -> tuple[EndpointStats, ...]:
+    return tuple(rows)
+
+
+def _summary_rows(rows: Iterable[EndpointSummary]) -> tuple[EndpointSummary, ...]:
+    return tuple(rows)
 
 
 @attrs.frozen
@@ -82,7 +91,7 @@ class MetricSnapshot:
     total_failures: int = attrs.field(validator=c.COUNT)
     current_p50: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
     current_p95: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
-    endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=tuple)
+    endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=_endpoint_rows)
 
 
 @attrs.frozen
@@ -139,7 +148,7 @@ class RunSummary:
 
     taken_at: datetime = attrs.field(validator=c.TIME)
     aggregated: EndpointSummary
-    endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=tuple)
+    endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=_summary_rows)
 
     def endpoint(self, key: str) -> EndpointSummary | None:
         """The row of ``"METHOD name"``, or ``None``."""

@@ -1,0 +1,236 @@
+"""LocustClient: a typed, retrying client for a Locust 2.x master's web API.
+
+Routes used: ``POST /swarm``, ``POST /stop``, ``POST /stats/reset``,
+``GET /stats/requests`` (cached by the master for 2 s, so polling faster gains
+nothing), ``GET /stats/requests/csv``, ``GET /stats/failures/csv``,
+``GET /exceptions``, ``GET /stats/report`` and ``GET /worker-count``.
+
+Retries: reads, ``/stop`` and ``/stats/reset`` are idempotent and retried on
+transport errors and 5xx answers; ``/swarm`` is retried only when the connection
+was never made, because a swarm the master received but did not answer may have
+started, and starting it twice would restart the ramp-up. 4xx is never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import tenacity
+
+from ..errors import (
+    LocustConnectionError,
+    LocustHTTPError,
+    LocustTimeoutError,
+)
+from ..metrics import EndpointSummary
+from . import _wire
+from .stats import LocustErrorRow, LocustExceptionRow, LocustStats, SwarmResult
+
+__all__ = ["LocustClient", "default_retrying"]
+
+
+class _NotConnectedError(LocustConnectionError):
+    """The request never reached the master, so any request may be retried."""
+
+
+def default_retrying() -> tenacity.Retrying:
+    """Jittered exponential backoff, at most 5 attempts within 30 s."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(5) | tenacity.stop_after_delay(30),
+        wait=tenacity.wait_random_exponential(multiplier=0.25, max=5),
+        reraise=True,
+    )
+
+
+def _idempotent_retry(exc: BaseException) -> bool:
+    if isinstance(exc, LocustHTTPError):
+        return exc.status_code >= 500
+    return isinstance(exc, LocustConnectionError)
+
+
+def _swarm_retry(exc: BaseException) -> bool:
+    return isinstance(exc, _NotConnectedError)
+
+
+class LocustClient:
+    """Drives one Locust master.
+
+    Args:
+        base_url: The master's web UI address, with an optional base path
+            (``http://master:8089`` or ``https://lb.example.com/locust``).
+        auth: Any httpx auth (``("user", "pass")``, an ``httpx.Auth``...).
+        headers: Extra headers on every request (a bearer token, say).
+        verify: TLS verification, as httpx takes it (bool, path or SSLContext).
+        timeout: Seconds for each request (connect, read, write, pool).
+        retrying: Factory of the ``tenacity.Retrying`` policy; tests pass one that
+            records its sleeps instead of sleeping.
+        client: An ``httpx.Client`` to use instead of building one (its
+            ``base_url`` is used as given). It is not closed by :meth:`close`.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        verify: Any = True,
+        timeout: float = 10.0,
+        retrying: Callable[[], tenacity.Retrying] = default_retrying,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._retrying = retrying
+        self._owns_client = client is None
+        self._http = client or httpx.Client(
+            base_url=self.base_url + "/",
+            auth=auth,
+            headers=dict(headers or {}),
+            verify=verify,
+            timeout=httpx.Timeout(timeout),
+        )
+        self._closed = False
+
+    # -- plumbing ------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(self, url: str) -> Iterator[None]:
+        try:
+            yield
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise _NotConnectedError(f"cannot connect to Locust at {url}: {exc}", url=url) from exc
+        except httpx.TimeoutException as exc:
+            raise LocustTimeoutError(f"Locust at {url} did not answer in time", url=url) from exc
+        except httpx.TransportError as exc:
+            raise LocustConnectionError(
+                f"connection to Locust at {url} failed: {exc}", url=url
+            ) from exc
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: Callable[[BaseException], bool],
+        data: list[tuple[str, str]] | None = None,
+    ) -> str:
+        if self._closed:
+            raise RuntimeError("this LocustClient is closed")
+        url = f"{self.base_url}/{path}"
+
+        form: dict[str, list[str]] = {}
+        for key, value in data or ():
+            form.setdefault(key, []).append(value)  # httpx repeats a key per list item
+
+        def once() -> str:
+            with self._mapped(url):
+                response = self._http.request(method, path, data=form or None)
+            if response.status_code >= 300:
+                raise LocustHTTPError(response.status_code, response.text[:2000], url=url)
+            return response.text
+
+        retrying = self._retrying().copy(retry=tenacity.retry_if_exception(retry), reraise=True)
+        try:
+            return str(retrying(once))
+        except _NotConnectedError as exc:
+            # Callers see the public type; the subclass only steered retries.
+            raise LocustConnectionError(str(exc), url=url) from exc
+
+    def _get(self, path: str) -> str:
+        return self._send("GET", path, retry=_idempotent_retry)
+
+    # -- the API -------------------------------------------------------------
+
+    def swarm(
+        self,
+        users: int,
+        spawn_rate: float,
+        *,
+        host: str | None = None,
+        run_time: str | None = None,
+        user_classes: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        **options: Any,
+    ) -> SwarmResult:
+        """Start (or re-scale) a load: ``users`` at ``spawn_rate`` users/s.
+
+        Args:
+            host: The target base URL; the master's default otherwise.
+            run_time: Locust duration (``30s``, ``1h20m``) after which it stops.
+            user_classes: Names of the user classes to run (class picker).
+            tags: Task tags to include.
+            **options: Custom locustfile options, sent as form fields.
+
+        Raises:
+            LocustRejectedError: the master refused, with Locust's message.
+        """
+        form = _wire.swarm_form(
+            users,
+            spawn_rate,
+            host=host,
+            run_time=run_time,
+            user_classes=user_classes,
+            tags=tags,
+            options=options,
+        )
+        body = self._send("POST", "swarm", retry=_swarm_retry, data=form)
+        return _wire.parse_swarm(body, f"{self.base_url}/swarm")
+
+    def stop(self) -> None:
+        """Stop the running load (the master keeps its statistics)."""
+        body = self._send("POST", "stop", retry=_idempotent_retry)
+        _wire.parse_ok(body, f"{self.base_url}/stop")
+
+    def reset_stats(self) -> None:
+        """Clear the master's statistics and exceptions."""
+        self._send("POST", "stats/reset", retry=_idempotent_retry)
+
+    def stats(self) -> LocustStats:
+        """The current statistics (``/stats/requests``, cached 2 s by Locust)."""
+        return _wire.parse_stats(self._get("stats/requests"), f"{self.base_url}/stats/requests")
+
+    def stats_csv(self) -> tuple[EndpointSummary, ...]:
+        """Cumulative figures with every percentile Locust reports (50% … 100%).
+
+        The last row is the ``Aggregated`` one.
+        """
+        url = f"{self.base_url}/stats/requests/csv"
+        return _wire.parse_requests_csv(self._get("stats/requests/csv"), url)
+
+    def failures(self) -> tuple[LocustErrorRow, ...]:
+        """Distinct failures and how often each occurred."""
+        url = f"{self.base_url}/stats/failures/csv"
+        return _wire.parse_failures_csv(self._get("stats/failures/csv"), url)
+
+    def exceptions(self) -> tuple[LocustExceptionRow, ...]:
+        """Exceptions raised in user code on the workers."""
+        return _wire.parse_exceptions(self._get("exceptions"), f"{self.base_url}/exceptions")
+
+    def report_html(self) -> str:
+        """Locust's own self-contained HTML report."""
+        return self._get("stats/report")
+
+    def worker_count(self) -> int:
+        """How many workers are connected to the master."""
+        return _wire.parse_worker_count(self._get("worker-count"), f"{self.base_url}/worker-count")
+
+    def close(self) -> None:
+        """Close the HTTP connections (unless the client was passed in)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_client:
+                self._http.close()
+
+    def __enter__(self) -> LocustClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LocustClient({self.base_url!r})"

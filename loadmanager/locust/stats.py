@@ -1,0 +1,158 @@
+"""Typed views of what a Locust master reports, in loadmanager's own names.
+
+Locust's JSON and CSV field names end at :mod:`loadmanager.locust._wire`; past it,
+code sees these classes (and the domain's :class:`~loadmanager.EndpointSummary`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from ..metrics import EndpointStats, MetricSnapshot
+
+__all__ = [
+    "LocustErrorRow",
+    "LocustExceptionRow",
+    "LocustRow",
+    "LocustStats",
+    "SwarmResult",
+    "WorkerInfo",
+]
+
+
+@attrs.frozen
+class LocustRow:
+    """One row of ``/stats/requests`` (an endpoint, or the aggregated total)."""
+
+    method: str
+    name: str
+    num_requests: int
+    num_failures: int
+    avg_response_time: float
+    min_response_time: float
+    max_response_time: float
+    median_response_time: float
+    p95_response_time: float | None
+    p99_response_time: float | None
+    current_rps: float
+    current_fail_per_sec: float
+    total_rps: float
+    total_fail_per_sec: float
+    avg_content_length: float
+
+    @property
+    def key(self) -> str:
+        """``"METHOD name"`` (the aggregated row has no method)."""
+        return f"{self.method} {self.name}".strip()
+
+    def to_endpoint_stats(self) -> EndpointStats:
+        """This row as a snapshot's endpoint row."""
+        has = self.num_requests > 0
+        return EndpointStats(
+            method=self.method,
+            name=self.name,
+            num_requests=self.num_requests,
+            num_failures=self.num_failures,
+            current_rps=self.current_rps,
+            current_fail_per_sec=self.current_fail_per_sec,
+            avg_response_time=self.avg_response_time if has else None,
+            min_response_time=self.min_response_time if has else None,
+            max_response_time=self.max_response_time if has else None,
+            median_response_time=self.median_response_time if has else None,
+            p95_response_time=self.p95_response_time if has else None,
+            p99_response_time=self.p99_response_time if has else None,
+        )
+
+
+@attrs.frozen
+class LocustErrorRow:
+    """One distinct failure Locust has seen."""
+
+    method: str
+    name: str
+    error: str
+    occurrences: int
+
+
+@attrs.frozen
+class LocustExceptionRow:
+    """One distinct exception raised in user code on the workers."""
+
+    count: int
+    message: str
+    traceback: str
+    nodes: str
+
+
+@attrs.frozen
+class WorkerInfo:
+    """One worker connected to the master."""
+
+    id: str
+    state: str
+    user_count: int
+    cpu_usage: float
+    memory_usage: float
+
+
+@attrs.frozen
+class LocustStats:
+    """The master's ``/stats/requests`` answer.
+
+    Attributes:
+        state: The runner state: ``ready``, ``spawning``, ``running``,
+            ``stopping``, ``stopped``, ``cleanup`` or ``missing``.
+        current_p50: The aggregated current 50th percentile (ms), if any.
+        current_p95: The aggregated current 95th percentile (ms), if any.
+        endpoints: One row per endpoint, the aggregated row excluded.
+        aggregated: The ``Aggregated`` row.
+    """
+
+    state: str
+    user_count: int
+    worker_count: int
+    workers: tuple[WorkerInfo, ...]
+    total_rps: float
+    total_fail_per_sec: float
+    current_rps: float
+    current_fail_per_sec: float
+    fail_ratio: float
+    current_p50: float | None
+    current_p95: float | None
+    endpoints: tuple[LocustRow, ...]
+    aggregated: LocustRow | None
+    errors: tuple[LocustErrorRow, ...]
+
+    def endpoint(self, key: str) -> LocustRow | None:
+        """The row of ``"METHOD name"``, or ``None``."""
+        return next((r for r in self.endpoints if r.key == key), None)
+
+    def to_snapshot(self, run_id: str, at: datetime) -> MetricSnapshot:
+        """These figures as a run's snapshot at ``at``."""
+        agg = self.aggregated
+        return MetricSnapshot(
+            load_test_run_id=run_id,
+            timestamp=at,
+            state=self.state,
+            user_count=self.user_count,
+            worker_count=self.worker_count,
+            current_rps=self.current_rps,
+            current_fail_per_sec=self.current_fail_per_sec,
+            total_requests=agg.num_requests if agg else 0,
+            total_failures=agg.num_failures if agg else 0,
+            current_p50=self.current_p50,
+            current_p95=self.current_p95,
+            endpoints=tuple(r.to_endpoint_stats() for r in self.endpoints),
+        )
+
+
+@attrs.frozen
+class SwarmResult:
+    """What the master said when it accepted a swarm."""
+
+    message: str
+    host: str | None
+    run_time_seconds: int | None
+    user_classes: tuple[str, ...]
