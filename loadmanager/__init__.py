@@ -33,6 +33,9 @@ from .errors import (
     ValidationError,
 )
 from .filters import LoadTestFilter, RunFilter
+from .locust.client import LocustClient
+from .locust.local import LocalCluster, LocalClusterError
+from .locust.stats import LocustStats
 from .metrics import (
     EndpointStats,
     EndpointSummary,
@@ -76,11 +79,15 @@ __all__ = [
     "LoadTestRun",
     "LoadTestRunRepository",
     "LoadTestSpec",
+    "LocalCluster",
+    "LocalClusterError",
+    "LocustClient",
     "LocustConnectionError",
     "LocustError",
     "LocustHTTPError",
     "LocustRejectedError",
     "LocustResponseError",
+    "LocustStats",
     "LocustTimeoutError",
     "MetricSnapshot",
     "MetricsRepository",
