@@ -103,3 +103,22 @@ def test_data_written_by_one_process_reads_back_identically_in_another(tmp_path:
         assert lm.to_json(storage.runs.get(run_doc["id"])) == run_doc
         [snap] = storage.metrics.snapshots(run_doc["id"])
         assert lm.to_json(snap) == snap_doc
+
+
+def test_a_version_1_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from loadmanager.repositories.sqlite import _MIGRATIONS
+    from loadmanager.status import RunStatus
+    from loadmanager.testing import make_run
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    conn.close()
+    with SqliteStorage(str(path)) as storage:
+        assert storage.schema_version == SCHEMA_VERSION >= 2
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+        assert storage.runs.claim_monitor(run.id, "me", now=now, ttl=timedelta(seconds=5))

@@ -18,7 +18,7 @@ test with fewer runs, never runs without a test.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from ..errors import ValidationError
@@ -88,6 +88,19 @@ class LoadTestRunRepository(Protocol):
 
     def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
         """The run holding ``cluster_id``'s lease, if any."""
+        ...
+
+    def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the right to monitor an active run, until ``now + ttl``.
+
+        Succeeds when nobody holds it, ``owner`` already does, or the holder let
+        it expire; fails for a run that is not active (or does not exist). Kept
+        beside the run, not in it, so renewing never bumps the run's version.
+        """
+        ...
+
+    def release_monitor(self, run_id: str, owner: str) -> None:
+        """Give up the monitoring claim if ``owner`` holds it."""
         ...
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -40,6 +40,7 @@ class _State:
         self.tests: dict[str, LoadTest] = {}
         self.runs: dict[str, LoadTestRun] = {}
         self.snapshots: dict[str, list[MetricSnapshot]] = {}
+        self.monitors: dict[str, tuple[str, datetime]] = {}
 
 
 def _order(created_at: datetime, object_id: str) -> tuple[int, str]:
@@ -109,6 +110,7 @@ class MemoryLoadTestRepository:
                 raise ActiveRunError(test_id, active.id)
             for run in runs:
                 self._s.snapshots.pop(run.id, None)
+                self._s.monitors.pop(run.id, None)
                 del self._s.runs[run.id]
             del self._s.tests[test_id]
 
@@ -174,6 +176,23 @@ class MemoryLoadTestRunRepository:
                 ),
                 None,
             )
+
+    def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        with self._s.lock:
+            run = self._s.runs.get(run_id)
+            if run is None or not run.is_active:
+                return False
+            holder = self._s.monitors.get(run_id)
+            if holder is not None and holder[0] != owner and holder[1] > now:
+                return False
+            self._s.monitors[run_id] = (owner, now + ttl)
+            return True
+
+    def release_monitor(self, run_id: str, owner: str) -> None:
+        with self._s.lock:
+            holder = self._s.monitors.get(run_id)
+            if holder is not None and holder[0] == owner:
+                del self._s.monitors[run_id]
 
 
 class MemoryMetricsRepository:

@@ -2,7 +2,9 @@
 
 The only module that imports pymongo; its types and errors stop here.
 
-Collections: ``load_tests``, ``load_test_runs`` and ``metrics_timeseries``. Documents
+Collections: ``load_tests``, ``load_test_runs`` and ``metrics_timeseries`` (the
+seed's three), plus ``run_monitors``, which records which host replica monitors
+each active run. Documents
 are the camelCase documents of :func:`loadmanager.to_json` with the id in ``_id``,
 native BSON dates, and a few numeric helper fields the queries use
 (``createdMs``, ``startedMs``, ``tsMs``), which are stripped again on reading.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,6 +70,7 @@ T = TypeVar("T")
 LOAD_TESTS = "load_tests"
 RUNS = "load_test_runs"
 METRICS = "metrics_timeseries"
+MONITORS = "run_monitors"
 LEGACY_COLLECTIONS = ("test_runs",)
 """Collections of the seed's earlier design, dropped by :func:`migrate`."""
 
@@ -199,6 +202,7 @@ class MongoLoadTestRepository:
             run_ids = [d["_id"] for d in runs.find({"loadTestId": _eq(test_id)}, {"_id": 1})]
             if run_ids:
                 self._db[METRICS].delete_many({"loadTestRunId": _in(run_ids)})
+                self._db[MONITORS].delete_many({"_id": _in(run_ids)})
                 runs.delete_many({"loadTestId": _eq(test_id)})
             self._col.delete_one({"_id": _eq(test_id)})
 
@@ -267,6 +271,8 @@ class MongoLoadTestRunRepository:
                 if current is None:
                     raise NotFoundError("LoadTestRun", run.id)
                 raise StaleVersionError("LoadTestRun", run.id, run.version, current["version"])
+            if not stored.is_active:
+                self._db[MONITORS].delete_one({"_id": _eq(run.id)})
         return stored
 
     def find(self, filter: RunFilter) -> list[LoadTestRun]:  # noqa: A002
@@ -298,6 +304,36 @@ class MongoLoadTestRunRepository:
         with _mapped("reading a cluster lease"):
             doc = self._col.find_one({"lease": _eq(cluster_id)})
         return None if doc is None else _from_doc(doc, LoadTestRun)
+
+    def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        # Claims live in their own collection so that renewing one never writes
+        # the run document (whose version guards every status change).
+        monitors = self._db[MONITORS]
+        until = to_millis(now + ttl)
+        with _mapped("claiming a run's monitor"):
+            if (
+                self._col.find_one({"_id": _eq(run_id), "lease": {"$exists": True}}, {"_id": 1})
+                is None
+            ):
+                return False
+            taken = monitors.update_one(
+                {
+                    "_id": _eq(run_id),
+                    "$or": [{"owner": _eq(owner)}, {"expiresMs": {"$lt": to_millis(now)}}],
+                },
+                {"$set": {"owner": owner, "expiresMs": until}},
+            )
+            if taken.matched_count == 1:
+                return True
+            try:
+                monitors.insert_one({"_id": run_id, "owner": owner, "expiresMs": until})
+            except pymongo_errors.DuplicateKeyError:
+                return False  # someone else holds a live claim
+            return True
+
+    def release_monitor(self, run_id: str, owner: str) -> None:
+        with _mapped("releasing a run's monitor"):
+            self._db[MONITORS].delete_one({"_id": _eq(run_id), "owner": _eq(owner)})
 
 
 class MongoMetricsRepository:
@@ -457,7 +493,7 @@ def migrate(db: Any) -> MigrationReport:
     """Bring a database to the current layout; safe to run any number of times.
 
     Drops the legacy ``test_runs`` collection, creates ``load_tests``,
-    ``load_test_runs`` and ``metrics_timeseries`` (a time-series collection with
+    ``load_test_runs``, ``run_monitors`` and ``metrics_timeseries`` (a time-series collection with
     ``loadTestRunId`` as its meta field where the server supports them) and every
     index the queries use. This is the seed's "Database Migration" section as code.
 
@@ -470,7 +506,7 @@ def migrate(db: Any) -> MigrationReport:
         for name in dropped:
             db.drop_collection(name)
         created: list[str] = []
-        for name in (LOAD_TESTS, RUNS):
+        for name in (LOAD_TESTS, RUNS, MONITORS):
             if name not in existing:
                 db.create_collection(name)
                 created.append(name)

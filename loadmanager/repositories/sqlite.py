@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -104,6 +104,11 @@ _MIGRATIONS: tuple[str, ...] = (
         doc TEXT NOT NULL
     );
     CREATE INDEX metrics_timeseries_run_ts ON metrics_timeseries (run_id, ts_ms);
+    """,
+    # 2: who monitors an active run, and until when (several host replicas).
+    """
+    ALTER TABLE load_test_runs ADD COLUMN monitor_owner TEXT;
+    ALTER TABLE load_test_runs ADD COLUMN monitor_expires_ms INTEGER;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -362,7 +367,9 @@ class SqliteLoadTestRunRepository:
         def insert(conn: sqlite3.Connection) -> LoadTestRun:
             try:
                 conn.execute(
-                    "INSERT INTO load_test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO load_test_runs (id, load_test_id, tenant_id, env_id, cluster_id,"
+                    " status, active, started_ms, created_ms, version, doc)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run.id,
                         run.load_test_id,
@@ -471,6 +478,30 @@ class SqliteLoadTestRunRepository:
             ).fetchone()
         )
         return None if row is None else _loads(row[0], LoadTestRun)
+
+    def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        now_ms = to_millis(now)
+        until_ms = to_millis(now + ttl)
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE load_test_runs SET monitor_owner = ?, monitor_expires_ms = ?"
+                " WHERE id = ? AND active = 1 AND (monitor_owner IS NULL"
+                " OR monitor_owner = ? OR monitor_expires_ms < ?)",
+                (owner, until_ms, run_id, owner, now_ms),
+            )
+            return cursor.rowcount == 1
+
+        return self._db.write(claim)
+
+    def release_monitor(self, run_id: str, owner: str) -> None:
+        self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE load_test_runs SET monitor_owner = NULL, monitor_expires_ms = NULL"
+                " WHERE id = ? AND monitor_owner = ?",
+                (run_id, owner),
+            )
+        )
 
 
 class SqliteMetricsRepository:

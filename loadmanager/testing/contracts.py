@@ -323,6 +323,73 @@ class RunContract:
         assert find(RunFilter(started_after=_at(10), started_before=_at(30))) == [o["r1"], o["r2"]]
 
 
+class MonitorClaimContract:
+    """The monitoring claim that lets several host replicas share the work."""
+
+    def test_a_claim_excludes_others_until_it_expires(self, storage: Storage) -> None:
+        run = storage.runs.add(
+            make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
+        )
+        ttl = timedelta(seconds=3)
+        assert storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=ttl)
+        assert not storage.runs.claim_monitor(run.id, "b", now=_at(1), ttl=ttl)
+        assert storage.runs.claim_monitor(run.id, "a", now=_at(2), ttl=ttl)  # renewal
+        assert not storage.runs.claim_monitor(run.id, "b", now=_at(4.9), ttl=ttl)
+        assert storage.runs.claim_monitor(run.id, "b", now=_at(5.1), ttl=ttl)  # expired
+        assert not storage.runs.claim_monitor(run.id, "a", now=_at(5.2), ttl=ttl)
+
+    def test_release_lets_another_claim_at_once(self, storage: Storage) -> None:
+        run = storage.runs.add(
+            make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
+        )
+        ttl = timedelta(seconds=30)
+        assert storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=ttl)
+        storage.runs.release_monitor(run.id, "b")  # not the holder: no effect
+        assert not storage.runs.claim_monitor(run.id, "b", now=_at(1), ttl=ttl)
+        storage.runs.release_monitor(run.id, "a")
+        assert storage.runs.claim_monitor(run.id, "b", now=_at(1), ttl=ttl)
+
+    def test_ended_or_missing_runs_cannot_be_claimed(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        ttl = timedelta(seconds=30)
+        assert storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=ttl)
+        ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(1), actor="m"))
+        assert not storage.runs.claim_monitor(run.id, "a", now=_at(2), ttl=ttl)
+        assert storage.runs.get(run.id) == ended
+        assert not storage.runs.claim_monitor("ghost", "a", now=_at(2), ttl=ttl)
+
+    def test_claims_do_not_change_the_run(self, storage: Storage) -> None:
+        run = storage.runs.add(
+            make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
+        )
+        storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=timedelta(seconds=5))
+        assert storage.runs.get(run.id) == run
+        updated = storage.runs.update(run.transition(RunStatus.STOPPING, at=_at(1), actor="m"))
+        assert storage.runs.get(run.id) == updated
+        # The claim survives an update of the run itself.
+        assert not storage.runs.claim_monitor(run.id, "b", now=_at(2), ttl=timedelta(seconds=5))
+
+    def test_racing_claims_have_one_winner(self, storage: Storage) -> None:
+        run = storage.runs.add(
+            make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
+        )
+        barrier = threading.Barrier(8)
+        won: list[str] = []
+
+        def claim(owner: str) -> None:
+            barrier.wait()
+            if storage.runs.claim_monitor(run.id, owner, now=_at(0), ttl=timedelta(seconds=5)):
+                won.append(owner)
+
+        threads = [threading.Thread(target=claim, args=(f"o{n}",)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1
+
+
 class MetricsContract:
     """Snapshots: storage, ranges and the downsampled series."""
 
@@ -420,7 +487,7 @@ class MetricsContract:
                 storage.metrics.series("r", bad)
 
 
-class StorageContract(LoadTestContract, RunContract, MetricsContract):
+class StorageContract(LoadTestContract, RunContract, MonitorClaimContract, MetricsContract):
     """Everything a backend must do. Provide a ``storage`` fixture."""
 
     def test_storage_reports_its_url(self, storage: Storage) -> None:
