@@ -13,6 +13,7 @@ Importing this package performs no I/O and loads no optional dependency
 
 from ._serialization import from_json, to_json
 from .clock import Clock, IdFactory, new_id, utc_now
+from .clusters import ClusterConfig, ClusterRegistry
 from .errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -28,9 +29,11 @@ from .errors import (
     LocustResponseError,
     LocustTimeoutError,
     NotFoundError,
+    PermissionDeniedError,
     RepositoryUnavailableError,
     StaleVersionError,
     ValidationError,
+    WaitTimeoutError,
 )
 from .filters import LoadTestFilter, RunFilter
 from .locust.client import LocustClient
@@ -54,9 +57,11 @@ from .models import (
     RunParameters,
     Threshold,
 )
+from .orchestrator import Orchestrator
 from .repositories import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
 from .status import TRANSITIONS, RunStatus
 from .storage import connect
+from .verdicts import CriterionResult, Outcome, Verdict
 
 __version__ = "0.1.0.dev0"
 
@@ -65,7 +70,10 @@ __all__ = [
     "Audit",
     "Clock",
     "ClusterBusyError",
+    "ClusterConfig",
+    "ClusterRegistry",
     "ConflictError",
+    "CriterionResult",
     "DuplicateError",
     "EndpointStats",
     "EndpointSummary",
@@ -92,7 +100,10 @@ __all__ = [
     "MetricSnapshot",
     "MetricsRepository",
     "NotFoundError",
+    "Orchestrator",
+    "Outcome",
     "Percentiles",
+    "PermissionDeniedError",
     "RepositoryUnavailableError",
     "RunFilter",
     "RunOverrides",
@@ -106,6 +117,8 @@ __all__ = [
     "TRANSITIONS",
     "Threshold",
     "ValidationError",
+    "Verdict",
+    "WaitTimeoutError",
     "__version__",
     "connect",
     "from_json",

@@ -13,6 +13,7 @@ Two layout rules sit here and not in the models: ``audit`` and a run's
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ from .clock import truncate_to_millis
 from .errors import FieldError, ValidationError
 from .models import LoadTest, LoadTestRun
 from .status import RunStatus
+from .verdicts import Outcome
 
 __all__ = ["Converter", "from_json", "make_converter", "to_json"]
 
@@ -45,6 +47,9 @@ FLATTENED: Mapping[type, tuple[str, ...]] = {
     LoadTest: ("audit",),
     LoadTestRun: ("audit", "parameters"),
 }
+
+
+ENUMS: tuple[type[enum.Enum], ...] = (RunStatus, Outcome)
 
 
 class _BadValueError(ValueError):
@@ -96,12 +101,20 @@ def _structure_bool(value: Any, _t: type) -> bool:
     return value
 
 
-def _structure_status(value: Any, _t: type) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in RunStatus)
-        raise _BadValueError(f"must be one of {allowed}") from None
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+def _enum_hook(cls: type[enum.Enum]) -> Callable[[Any, Any], enum.Enum]:
+    allowed = ", ".join(str(member.value) for member in cls)
+
+    def structure(value: Any, _t: Any) -> enum.Enum:
+        try:
+            return cls(value)
+        except ValueError:
+            raise _BadValueError(f"must be one of {allowed}") from None
+
+    return structure
 
 
 def _parse_time(value: Any) -> datetime:
@@ -151,8 +164,11 @@ class Converter:
         conv.register_structure_hook(int, _structure_int)
         conv.register_structure_hook(float, _structure_float)
         conv.register_structure_hook(bool, _structure_bool)
-        conv.register_structure_hook(RunStatus, _structure_status)
-        conv.register_unstructure_hook(RunStatus, lambda s: s.value)
+        # Our enums subclass str, and cattrs looks hooks up by class first, so the
+        # str hooks would take them; each enum gets its own, more specific, hook.
+        for enum_cls in ENUMS:
+            conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
+            conv.register_unstructure_hook(enum_cls, _enum_value)
         if dates == "iso":
             conv.register_structure_hook(datetime, lambda v, _t: _parse_time(v))
             conv.register_unstructure_hook(datetime, _iso)

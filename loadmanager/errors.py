@@ -7,6 +7,7 @@ the builtin is mixed in (``except LookupError`` also catches a missing object)::
     LoadManagerError
     ├── ValidationError (ValueError)          bad input; .errors lists every bad field
     ├── NotFoundError (LookupError)           no such object (or not yours to see)
+    ├── PermissionDeniedError (PermissionError) a tenant the caller may not write to
     ├── DuplicateError                        an object with that id already exists
     ├── ConflictError                         the write would break an invariant
     │   ├── StaleVersionError                 compare-and-set lost: someone wrote first
@@ -14,6 +15,7 @@ the builtin is mixed in (``except LookupError`` also catches a missing object)::
     │   └── ClusterBusyError                  the cluster already runs another test
     ├── InvalidTransitionError                a run status change the table refuses
     ├── RepositoryUnavailableError            the storage backend cannot be reached
+    ├── WaitTimeoutError (TimeoutError)       wait() gave up before the run ended
     └── LocustError                           talking to a Locust master went wrong
         ├── LocustConnectionError             no answer at the transport level
         │   └── LocustTimeoutError            ... because it took too long
@@ -48,9 +50,11 @@ __all__ = [
     "LocustResponseError",
     "LocustTimeoutError",
     "NotFoundError",
+    "PermissionDeniedError",
     "RepositoryUnavailableError",
     "StaleVersionError",
     "ValidationError",
+    "WaitTimeoutError",
 ]
 
 
@@ -110,6 +114,18 @@ class NotFoundError(LoadManagerError, LookupError):
         self.kind = kind
         self.object_id = object_id
         super().__init__(f"{kind} {object_id!r} not found")
+
+
+class PermissionDeniedError(LoadManagerError, PermissionError):
+    """The caller may act only for some tenants, and this is not one of them.
+
+    Raised when a body names such a tenant; reading another tenant's object
+    raises NotFoundError instead, so its existence is not revealed.
+    """
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        super().__init__(f"not allowed to act for tenant {tenant_id!r}")
 
 
 class DuplicateError(LoadManagerError):
@@ -194,15 +210,31 @@ class RepositoryUnavailableError(LoadManagerError):
     """The storage backend cannot be reached or refused to work."""
 
 
+class WaitTimeoutError(LoadManagerError, TimeoutError):
+    """``wait()`` gave up before the run ended; the run itself goes on.
+
+    Attributes:
+        run_id: The run waited for.
+        status: Its status when the wait ended.
+    """
+
+    def __init__(self, run_id: str, status: str, timeout: float) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id!r} still {status} after {timeout:g} s")
+
+
 class LocustError(LoadManagerError):
     """Talking to a Locust master went wrong.
 
     Attributes:
         url: The URL that was asked, when there was one.
+        run_id: The run this call served, when an Orchestrator made it.
     """
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         self.url = url
+        self.run_id: str | None = None
         super().__init__(message)
 
 

@@ -16,6 +16,7 @@ from . import _constraints as c
 from .errors import InvalidTransitionError
 from .metrics import RunSummary
 from .status import RunStatus
+from .verdicts import Verdict
 
 __all__ = [
     "METRICS",
@@ -249,6 +250,7 @@ class LoadTestRun:
     ended_at: datetime | None = attrs.field(default=None, validator=c.optional(c.TIME))
     failure_reason: str | None = attrs.field(default=None, validator=c.optional(c.REASON))
     summary: RunSummary | None = None
+    verdict: Verdict | None = None
     version: int = attrs.field(default=1, validator=c.VERSION)
 
     @classmethod
@@ -303,6 +305,6 @@ class LoadTestRun:
             changes["failure_reason"] = reason
         return attrs.evolve(self, **changes)
 
-    def with_summary(self, summary: RunSummary) -> LoadTestRun:
-        """This run carrying the summary taken from Locust's final figures."""
-        return attrs.evolve(self, summary=summary)
+    def with_summary(self, summary: RunSummary, verdict: Verdict | None = None) -> LoadTestRun:
+        """This run carrying Locust's final figures and the verdict on them."""
+        return attrs.evolve(self, summary=summary, verdict=verdict)

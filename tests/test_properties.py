@@ -77,7 +77,7 @@ _VALID_DOCS = {
 }
 
 
-@settings(max_examples=1000)
+@settings(max_examples=300)
 @given(
     st.sampled_from(sorted(_VALID_DOCS, key=lambda c: c.__name__)).flatmap(
         lambda cls: st.tuples(st.just(cls), lms.near_documents(_VALID_DOCS[cls]))

@@ -32,6 +32,7 @@ from ..models import (
     Threshold,
 )
 from ..status import RunStatus
+from ..verdicts import CriterionResult, Outcome, Verdict
 
 __all__ = [
     "audits",
@@ -45,6 +46,7 @@ __all__ = [
     "run_overrides",
     "run_summaries",
     "times",
+    "verdicts",
 ]
 
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
@@ -236,6 +238,7 @@ def load_test_runs() -> st.SearchStrategy[LoadTestRun]:
         audit: Audit,
         status: RunStatus,
         summary: RunSummary | None,
+        verdict: Verdict | None,
         version: int,
     ) -> LoadTestRun:
         ended = status.is_terminal
@@ -252,6 +255,7 @@ def load_test_runs() -> st.SearchStrategy[LoadTestRun]:
             ended_at=audit.updated_at if ended else None,
             failure_reason="master unreachable" if status is RunStatus.FAILED else None,
             summary=summary if ended else None,
+            verdict=verdict if ended else None,
             version=version,
         )
 
@@ -266,8 +270,25 @@ def load_test_runs() -> st.SearchStrategy[LoadTestRun]:
         audits(),
         st.sampled_from(RunStatus),
         st.none() | run_summaries(),
+        st.none() | verdicts(),
         st.integers(1, 1000),
     )
+
+
+def verdicts() -> st.SearchStrategy[Verdict]:
+    """Verdicts with any mix of criterion outcomes."""
+    result = st.builds(
+        CriterionResult,
+        criterion=_line(40),
+        metric=st.sampled_from(METRICS),
+        op=st.sampled_from(OPERATORS),
+        threshold=st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
+        outcome=st.sampled_from(Outcome),
+        observed=_opt_measures,
+        scope=st.none() | st.sampled_from(["GET /items"]),
+        reason=st.none() | _line(40),
+    )
+    return st.lists(result, max_size=4).map(Verdict.of)
 
 
 def endpoint_stats() -> st.SearchStrategy[EndpointStats]:

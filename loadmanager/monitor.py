@@ -1,0 +1,310 @@
+"""The Monitor: polls every active run's master, stores snapshots, settles runs.
+
+One background thread per Orchestrator ticks twice per interval. Each tick lists
+the active runs, claims (or renews) the right to monitor each one that is due,
+and hands the polls to a thread pool, so one slow master never delays another.
+A run is claimed with an expiry of 1.5 intervals: when the replica holding it
+dies, another claims it within two intervals, and only the holder stores
+snapshots, so none is stored twice.
+
+Settling a run, in order of what Locust says:
+    spawning / running / stopping   keep going (a stopping run is re-sent /stop)
+    stopped                         ended: record the summary and verdict, then
+                                    finished (timed run), stopped (our stop), or
+                                    stopped "outside loadmanager"
+    ready / missing                 the master lost the run: failed
+    unreachable past the retries    failed, snapshots kept
+Locust caches /stats/requests for 2 s, so no answer read within 2.5 s of the
+start is trusted to say the run ended: it may describe the run before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from .clock import Clock
+from .clusters import ClientFactory, ClusterRegistry
+from .criteria import evaluate_final
+from .errors import LocustError, NotFoundError, StaleVersionError, ValidationError
+from .filters import MAX_LIMIT, RunFilter
+from .locust.client import LocustClient
+from .locust.stats import LocustStats
+from .metrics import EndpointSummary, RunSummary
+from .models import LoadTestRun
+from .repositories import Storage
+from .status import RunStatus
+
+__all__ = ["CACHE_GUARD", "ClientPool", "Monitor"]
+
+log = logging.getLogger("loadmanager")
+
+CACHE_GUARD = timedelta(seconds=2.5)
+"""How long after a start an answer may still be Locust's cached one from before."""
+
+_ENDED = ("stopped",)
+_LOST = ("ready", "missing")
+
+
+class ClientPool:
+    """One LocustClient per cluster, built on first use and closed together."""
+
+    def __init__(self, clusters: ClusterRegistry, factory: ClientFactory) -> None:
+        self._clusters = clusters
+        self._factory = factory
+        self._clients: dict[str, tuple[object, LocustClient]] = {}
+        self._lock = threading.Lock()
+
+    def client(self, cluster_id: str) -> LocustClient:
+        """The client for a configured cluster (ValidationError if unknown)."""
+        config = self._clusters.get(cluster_id)
+        with self._lock:
+            cached = self._clients.get(cluster_id)
+            if cached is not None and cached[0] is config:
+                return cached[1]
+            if cached is not None:  # the registry entry changed: rebuild
+                cached[1].close()
+            client = self._factory(config)
+            self._clients[cluster_id] = (config, client)
+            return client
+
+    def close(self) -> None:
+        """Close every client."""
+        with self._lock:
+            for _, client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class Monitor:
+    """Polls active runs; see the module docstring for what it decides.
+
+    Args:
+        storage: Where runs, tests and snapshots live.
+        clients: Locust clients per cluster.
+        clock: The time source.
+        owner: This replica's name in monitoring claims.
+        interval: Seconds between two polls of one run (Locust's cache is 2 s).
+        settle: Seconds to wait after a run stops for the workers' last reports
+            (they report every 3 s), before the summary is taken.
+        pending_timeout: A run still pending after this long had its start
+            interrupted (its process died) and is failed.
+        actor: The identity written into audits of changes the Monitor makes.
+        sleep: Injected for tests.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        clients: ClientPool,
+        *,
+        clock: Clock,
+        owner: str,
+        interval: float = 2.0,
+        settle: float = 3.5,
+        pending_timeout: float = 120.0,
+        actor: str = "loadmanager",
+        max_workers: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._storage = storage
+        self._clients = clients
+        self._clock = clock
+        self.owner = owner
+        self.interval = interval
+        self.settle = settle
+        self.pending_timeout = timedelta(seconds=pending_timeout)
+        self.actor = actor
+        self._sleep = sleep
+        self._ttl = timedelta(seconds=interval * 1.5)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
+        self._in_flight: set[str] = set()
+        self._last_poll: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.latest: dict[str, LocustStats] = {}
+
+    # -- the background thread ----------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="lm-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for polls in progress; claims lapse by themselves."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._pool.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval / 2):
+            try:
+                self.tick()
+            except Exception:  # a bad tick (storage down, say) must not end monitoring
+                log.exception("monitor tick failed; trying again next interval")
+
+    def tick(self) -> int:
+        """One pass: claim and poll every active run that is due. Returns how many."""
+        now = self._clock()
+        active = self._storage.runs.find(
+            RunFilter(
+                statuses=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.STOPPING],
+                limit=MAX_LIMIT,
+            )
+        )
+        submitted = 0
+        for run in active:
+            with self._lock:
+                if run.id in self._in_flight:
+                    continue
+                last = self._last_poll.get(run.id)
+            if run.status is RunStatus.PENDING:
+                if now - run.audit.updated_at > self.pending_timeout:
+                    self._submit(run.id)
+                    submitted += 1
+                continue
+            if last is not None and time.monotonic() - last < self.interval * 0.95:
+                continue
+            if not self._storage.runs.claim_monitor(run.id, self.owner, now=now, ttl=self._ttl):
+                continue
+            self._submit(run.id)
+            submitted += 1
+        return submitted
+
+    def _submit(self, run_id: str) -> None:
+        with self._lock:
+            self._in_flight.add(run_id)
+            self._last_poll[run_id] = time.monotonic()
+        try:
+            self._pool.submit(self._poll_task, run_id)
+        except RuntimeError:  # the pool shut down between the check and here
+            with self._lock:
+                self._in_flight.discard(run_id)
+
+    def _poll_task(self, run_id: str) -> None:
+        try:
+            self.poll(run_id)
+        except Exception:
+            log.exception("polling run %s failed", run_id)
+        finally:
+            with self._lock:
+                self._in_flight.discard(run_id)
+
+    def claim(self, run_id: str) -> bool:
+        """Claim (or renew) monitoring of one run for this replica."""
+        return self._storage.runs.claim_monitor(
+            run_id, self.owner, now=self._clock(), ttl=self._ttl
+        )
+
+    # -- one poll -------------------------------------------------------------
+
+    def poll(self, run_id: str) -> LoadTestRun:
+        """Poll one run's master once, store a snapshot, and settle it if it ended."""
+        run = self._storage.runs.get(run_id)
+        if not run.is_active:
+            self._forget(run_id)
+            return run
+        if run.status is RunStatus.PENDING:
+            if self._clock() - run.audit.updated_at > self.pending_timeout:
+                return self._fail(run, "the start was interrupted before Locust confirmed it")
+            return run
+        try:
+            client = self._clients.client(run.locust_cluster_id)
+        except ValidationError:
+            return self._fail(run, f"cluster {run.locust_cluster_id!r} is no longer configured")
+        try:
+            stats = client.stats()
+        except LocustError as exc:
+            return self._fail(run, f"Locust master unreachable: {exc}")
+        now = self._clock()
+        try:
+            self._storage.metrics.add(stats.to_snapshot(run.id, now))
+        except NotFoundError:  # the run vanished (its test was deleted) between reads
+            self._forget(run_id)
+            return run
+        self.latest[run.id] = stats
+        if run.started_at is None or now - run.started_at < CACHE_GUARD:
+            return run
+        if stats.state in _ENDED:
+            return self._finish(run, client)
+        if stats.state in _LOST:
+            return self._fail(run, f"the master no longer runs this test (state {stats.state!r})")
+        if run.status is RunStatus.STOPPING and now - run.audit.updated_at >= CACHE_GUARD:
+            try:
+                client.stop()  # it was asked to stop but still runs: ask again
+            except LocustError as exc:
+                return self._fail(run, f"Locust master unreachable while stopping: {exc}")
+        return run
+
+    def _settled_rows(self, client: LocustClient) -> tuple[EndpointSummary, ...]:
+        """The final CSV figures once the workers' last reports have arrived."""
+        started = time.monotonic()
+        rows = client.stats_csv()
+        while True:
+            self._sleep(1.0)
+            again = client.stats_csv()
+            waited = time.monotonic() - started
+            if (again == rows and waited >= self.settle) or waited >= self.settle + 10:
+                return again
+            rows = again
+
+    def _finish(self, run: LoadTestRun, client: LocustClient) -> LoadTestRun:
+        try:
+            rows = self._settled_rows(client)
+        except LocustError as exc:
+            return self._fail(run, f"Locust master unreachable for the final figures: {exc}")
+        now = self._clock()
+        summary = RunSummary(taken_at=now, aggregated=rows[-1], endpoints=rows[:-1])
+        try:
+            thresholds = self._storage.load_tests.get(run.load_test_id).thresholds
+        except NotFoundError:
+            thresholds = ()
+        verdict = evaluate_final(thresholds, summary, users=run.parameters.target_users)
+        reason = run.failure_reason
+        if run.status is RunStatus.STOPPING:
+            to = RunStatus.STOPPED
+        elif run.parameters.run_time is not None:
+            to = RunStatus.FINISHED
+        else:
+            to, reason = RunStatus.STOPPED, "stopped outside loadmanager"
+        ended = run.with_summary(summary, verdict).transition(
+            to, at=now, actor=self.actor, reason=reason
+        )
+        return self._store_end(run, ended)
+
+    def _fail(self, run: LoadTestRun, reason: str) -> LoadTestRun:
+        log.warning("run %s failed: %s", run.id, reason)
+        failed = run.transition(RunStatus.FAILED, at=self._clock(), actor=self.actor, reason=reason)
+        return self._store_end(run, failed)
+
+    def _store_end(self, run: LoadTestRun, ended: LoadTestRun) -> LoadTestRun:
+        try:
+            stored = self._storage.runs.update(ended)
+        except StaleVersionError:
+            # Someone changed the run meanwhile (a stop, another replica);
+            # the next poll sees their version and decides again.
+            return self._storage.runs.get(run.id)
+        self._forget(run.id)
+        return stored
+
+    def _forget(self, run_id: str) -> None:
+        self._storage.runs.release_monitor(run_id, self.owner)
+        with self._lock:
+            self._last_poll.pop(run_id, None)
+        self.latest.pop(run_id, None)

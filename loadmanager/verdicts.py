@@ -1,0 +1,83 @@
+"""The judgement of a run against its load test's thresholds."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = ["CriterionResult", "Outcome", "Verdict"]
+
+
+class Outcome(str, enum.Enum):
+    """How one criterion, or a whole verdict, came out."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_EVALUATED = "not_evaluated"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class CriterionResult:
+    """One threshold, the figure observed for it, and whether it held.
+
+    Attributes:
+        criterion: The threshold as text, such as ``GET /items: p95 < 300``.
+        observed: The figure Locust reported, or ``None`` when there was none.
+        threshold: The limit actually used.
+        outcome: Passed, failed, or not evaluated (``reason`` says why).
+    """
+
+    criterion: str
+    metric: str
+    op: str
+    threshold: float
+    outcome: Outcome
+    observed: float | None = None
+    scope: str | None = None
+    reason: str | None = None
+
+
+def _results(value: Iterable[CriterionResult]) -> tuple[CriterionResult, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Verdict:
+    """Passed only when every criterion held.
+
+    A failed criterion fails the verdict; otherwise one that could not be
+    evaluated makes it ``not_evaluated`` rather than silently passing. A run with
+    no thresholds has no verdict at all. A verdict judges the system under test;
+    a run that *failed* (its cluster broke) is a different thing and gets none.
+    """
+
+    outcome: Outcome
+    results: tuple[CriterionResult, ...] = attrs.field(converter=_results)
+
+    @classmethod
+    def of(cls, results: Iterable[CriterionResult]) -> Verdict:
+        """The verdict that a list of criterion results adds up to."""
+        items = tuple(results)
+        outcomes = {r.outcome for r in items}
+        if Outcome.FAILED in outcomes:
+            outcome = Outcome.FAILED
+        elif Outcome.NOT_EVALUATED in outcomes:
+            outcome = Outcome.NOT_EVALUATED
+        else:
+            outcome = Outcome.PASSED
+        return cls(outcome, items)
+
+    @property
+    def passed(self) -> bool:
+        """True when every criterion held."""
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def exit_code(self) -> int:
+        """For CI gates: 0 passed, 1 failed, 2 not evaluated."""
+        return {Outcome.PASSED: 0, Outcome.FAILED: 1, Outcome.NOT_EVALUATED: 2}[self.outcome]
