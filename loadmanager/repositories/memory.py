@@ -6,6 +6,7 @@ cross-repository rule (the cluster lease, the delete cascade) is one atomic step
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -207,14 +208,15 @@ class MemoryMetricsRepository:
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
         with self._s.lock:
-            touched = {snap.load_test_run_id for snap in items}
-            missing = sorted(touched - self._s.runs.keys())
+            missing = sorted({s.load_test_run_id for s in items} - self._s.runs.keys())
             if missing:
                 raise NotFoundError("LoadTestRun", missing[0])
             for snap in items:
-                self._s.snapshots.setdefault(snap.load_test_run_id, []).append(snap)
-            for run_id in touched:
-                self._s.snapshots[run_id].sort(key=lambda s: s.timestamp)
+                series = self._s.snapshots.setdefault(snap.load_test_run_id, [])
+                if not series or series[-1].timestamp <= snap.timestamp:
+                    series.append(snap)  # the usual case: snapshots arrive in order
+                else:
+                    bisect.insort(series, snap, key=lambda s: s.timestamp)
         return len(items)
 
     def snapshots(

@@ -1,0 +1,165 @@
+"""Ingest and query speed of the metrics repository, per backend.
+
+Stores 43,200 snapshots (12 hours at Locust's 2 s resolution) with 10 endpoint
+rows each for one run, in batches of 100, then asks for a 500-bucket series five
+times. Prints snapshots/s and query times; asserts nothing (it is not a test).
+
+    python bench/bench_metrics_storage.py                 # memory, sqlite file, mongodb stand-in
+    python bench/bench_metrics_storage.py --backends sqlite --snapshots 10000
+    MONGODB_URI=mongodb://127.0.0.1:27017 python bench/bench_metrics_storage.py --backends mongodb
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import loadmanager as lm
+from loadmanager.metrics import EndpointStats
+from loadmanager.status import RunStatus
+from loadmanager.testing import make_load_test, make_run
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def snapshots(run_id: str, count: int) -> Iterator[lm.MetricSnapshot]:
+    rows = tuple(
+        EndpointStats(
+            "GET",
+            f"/api/endpoint/{n}",
+            1000 * n,
+            n,
+            10.0 + n,
+            0.1,
+            12.5,
+            1.0,
+            250.0,
+            11.0,
+            40.0,
+            90.0,
+        )
+        for n in range(10)
+    )
+    for i in range(count):
+        yield lm.MetricSnapshot(
+            load_test_run_id=run_id,
+            timestamp=T0 + timedelta(seconds=2 * i),
+            state="running",
+            user_count=100 + i % 50,
+            worker_count=4,
+            current_rps=500.0 + (i % 97),
+            current_fail_per_sec=float(i % 7),
+            total_requests=500 * i,
+            total_failures=3 * i,
+            current_p50=10.0 + i % 13,
+            current_p95=40.0 + i % 31,
+            endpoints=rows,
+        )
+
+
+@contextmanager
+def open_backend(name: str, workdir: Path) -> Iterator[lm.Storage]:
+    if name == "memory":
+        with lm.connect("memory://") as storage:
+            yield storage
+    elif name == "sqlite":
+        with lm.connect(f"sqlite:///{workdir / 'bench.db'}") as storage:
+            yield storage
+    elif name == "mongodb":
+        from mongo_server import database_uri, fresh_database_name, mongo_base_uri
+
+        with mongo_base_uri(workdir) as base:
+            import pymongo
+
+            name = fresh_database_name()
+            with lm.connect(database_uri(base, name)) as storage:
+                yield storage
+            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(base)
+            client.drop_database(name)
+            client.close()
+    else:
+        raise SystemExit(f"unknown backend {name!r}")
+
+
+def bench(name: str, count: int, batch: int, buckets: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp, open_backend(name, Path(tmp)) as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        started = time.perf_counter()
+        pending: list[lm.MetricSnapshot] = []
+        for snap in snapshots(run.id, count):
+            pending.append(snap)
+            if len(pending) == batch:
+                storage.metrics.add_many(pending)
+                pending = []
+        if pending:
+            storage.metrics.add_many(pending)
+        ingest = time.perf_counter() - started
+        assert storage.metrics.count(run.id) == count
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            series = storage.metrics.series(run.id, buckets)
+            times.append(time.perf_counter() - t)
+        assert len(series) == buckets
+        t = time.perf_counter()
+        storage.metrics.add(next(snapshots(run.id, 1)))
+        single = time.perf_counter() - t
+        return {
+            "ingest_s": ingest,
+            "snapshots_per_s": count / ingest,
+            "single_add_ms": single * 1000,
+            "series_median_ms": statistics.median(times) * 1000,
+            "series_min_ms": min(times) * 1000,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", default="memory,sqlite,mongodb")
+    parser.add_argument("--snapshots", type=int, default=43_200)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--buckets", type=int, default=500)
+    args = parser.parse_args()
+    print(
+        f"# metrics storage: {args.snapshots} snapshots x 10 endpoint rows,"
+        f" batches of {args.batch},"
+    )
+    print(
+        f"# {args.buckets}-bucket series (median of 5). {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
+    )
+    print(f"# reproduce: python {' '.join(sys.argv)}")
+    print(
+        f"{'backend':<9}{'ingest s':>10}{'snap/s':>10}{'1 add ms':>10}"
+        f"{'series ms':>11}{'min ms':>9}"
+    )
+    results = {}
+    for name in args.backends.split(","):
+        r = bench(name, args.snapshots, args.batch, args.buckets)
+        results[name] = r
+        print(
+            f"{name:<9}{r['ingest_s']:>10.2f}{r['snapshots_per_s']:>10.0f}{r['single_add_ms']:>10.2f}"
+            f"{r['series_median_ms']:>11.1f}{r['series_min_ms']:>9.1f}"
+        )
+    if "memory" in results:
+        base = results["memory"]["series_median_ms"]
+        for name, r in results.items():
+            print(f"# series time vs memory: {name} {r['series_median_ms'] / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
