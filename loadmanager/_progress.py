@@ -7,6 +7,7 @@ loaded, so scripts never pay for it.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +27,8 @@ def _jupyter_display() -> Any:
     shell = ipython.get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return None
-    from IPython.display import display
-
+    # Looked up, not imported: IPython is optional and carries no type hints.
+    display = importlib.import_module("IPython.display").display
     return display("", display_id=True)
 
 

@@ -32,3 +32,18 @@ def mongo_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with mongo_base_uri(Path(tmp_path_factory.mktemp("mongo"))) as uri:
         yield uri
+
+
+@pytest.fixture
+def mongo_url(mongo_base: str) -> Iterator[str]:
+    """A URL naming a MongoDB database of its own, dropped afterwards."""
+    import pymongo
+    from mongo_server import database_uri, fresh_database_name
+
+    name = fresh_database_name()
+    yield database_uri(mongo_base, name)
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongo_base)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()

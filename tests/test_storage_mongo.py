@@ -11,7 +11,6 @@ import pymongo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mongo_server import database_uri, fresh_database_name
 
 import loadmanager as lm
 from loadmanager.repositories import Storage
@@ -21,18 +20,6 @@ from loadmanager.testing.contracts import StorageContract
 from loadmanager.testing.strategies import json_values
 
 _T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def mongo_url(mongo_base: str) -> Iterator[str]:
-    """A URL naming a database of its own, dropped afterwards."""
-    name = fresh_database_name()
-    yield database_uri(mongo_base, name)
-    client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_base)
-    try:
-        client.drop_database(name)
-    finally:
-        client.close()
 
 
 class TestMongoStorage(StorageContract):

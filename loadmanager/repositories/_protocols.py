@@ -132,13 +132,17 @@ class MetricsRepository(Protocol):
         run_id: str,
         buckets: int,
         *,
+        endpoint: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
         """A run's snapshots downsampled into ``buckets`` equal buckets.
 
         Computed by the backend itself. Without ``start``/``end`` the run's first
-        and last snapshot bound the window. Empty buckets are left out.
+        and last snapshot bound the window. Empty buckets are left out. With
+        ``endpoint`` (``"GET /items"``) the figures are that endpoint's: its
+        current rps and failures/s, its median as p50 and its p95; the user
+        count stays the run's.
         """
         ...
 

@@ -12,12 +12,57 @@ from datetime import datetime, timedelta, timezone
 
 from ..clock import to_millis
 from ..filters import SeriesWindow
-from ..metrics import SeriesBucket, Stat
+from ..metrics import MetricSnapshot, SeriesBucket, Stat
 
-__all__ = ["SERIES_FIELDS", "assemble", "python_series", "window_for"]
+__all__ = [
+    "ENDPOINT_FIELDS",
+    "SERIES_FIELDS",
+    "assemble",
+    "endpoint_matches",
+    "python_series",
+    "snapshot_values",
+    "window_for",
+]
 
 SERIES_FIELDS = ("user_count", "current_rps", "current_fail_per_sec", "current_p50", "current_p95")
 """The snapshot figures a series carries, in the order backends return them."""
+
+ENDPOINT_FIELDS = (
+    "current_rps",
+    "current_fail_per_sec",
+    "median_response_time",
+    "p95_response_time",
+)
+"""For one endpoint's series: the row's figures that fill SERIES_FIELDS[1:]
+(the user count still comes from the snapshot)."""
+
+
+def endpoint_matches(key: str) -> list[tuple[str, str]]:
+    """The ``(method, name)`` pairs whose ``"METHOD name"`` key is ``key``.
+
+    Locust methods hold no spaces, so a key splits at its first space; a row
+    without a method is keyed by its name alone.
+    """
+    key = key.strip()
+    pairs = [("", key)]
+    if " " in key:
+        method, name = key.split(" ", 1)
+        pairs.append((method, name))
+    return pairs
+
+
+def snapshot_values(
+    snapshot: MetricSnapshot, endpoint: str | None
+) -> tuple[float | None, ...] | None:
+    """The figures of SERIES_FIELDS in a snapshot, or of one endpoint's row in it."""
+    if endpoint is None:
+        return tuple(getattr(snapshot, f) for f in SERIES_FIELDS)
+    pairs = endpoint_matches(endpoint)
+    for row in snapshot.endpoints:
+        if (row.method, row.name) in pairs:
+            return (snapshot.user_count, *(getattr(row, f) for f in ENDPOINT_FIELDS))
+    return None
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -25,7 +25,7 @@ from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import check_buckets
-from ._series import SERIES_FIELDS, python_series, window_for
+from ._series import python_series, snapshot_values, window_for
 
 __all__ = [
     "MemoryLoadTestRepository",
@@ -241,6 +241,7 @@ class MemoryMetricsRepository:
         run_id: str,
         buckets: int,
         *,
+        endpoint: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
@@ -253,9 +254,11 @@ class MemoryMetricsRepository:
         )
         if window is None:
             return []
-        points = [
-            (to_millis(s.timestamp), tuple(getattr(s, f) for f in SERIES_FIELDS)) for s in items
-        ]
+        points = []
+        for snap in items:
+            values = snapshot_values(snap, endpoint)
+            if values is not None:
+                points.append((to_millis(snap.timestamp), values))
         return python_series(window, points)
 
     def count(self, run_id: str) -> int:

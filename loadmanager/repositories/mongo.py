@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the MongoDB backend needs pymongo: pip install 'loadmanager[mongo]'"
     ) from exc
 
+from .._naming import camel
 from .._serialization import make_converter
 from ..clock import to_millis
 from ..errors import (
@@ -53,7 +54,7 @@ from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import check_buckets
-from ._series import SERIES_FIELDS, assemble, window_for
+from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
     "LEGACY_COLLECTIONS",
@@ -399,6 +400,7 @@ class MongoMetricsRepository:
         run_id: str,
         buckets: int,
         *,
+        endpoint: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
@@ -426,14 +428,31 @@ class MongoMetricsRepository:
                 },
                 "samples": {"$sum": 1},
             }
-            for field in SERIES_FIELDS:
-                ref = "$" + _CAMEL_SERIES[field]
+            pipeline: list[dict[str, Any]] = [{"$match": match}]
+            refs = ["$" + camel(f) for f in SERIES_FIELDS]
+            if endpoint is not None:
+                # One endpoint's rows: unwind the snapshot's endpoints server-side.
+                pairs = endpoint_matches(endpoint)
+                pipeline += [
+                    {"$unwind": "$endpoints"},
+                    {
+                        "$match": {
+                            "$or": [
+                                {"endpoints.method": _eq(m), "endpoints.name": _eq(n)}
+                                for m, n in pairs
+                            ]
+                        }
+                    },
+                ]
+                refs = [refs[0], *("$endpoints." + camel(f) for f in ENDPOINT_FIELDS)]
+            for field, ref in zip(SERIES_FIELDS, refs, strict=True):
                 group[f"{field}_min"] = {"$min": ref}
                 group[f"{field}_max"] = {"$max": ref}
                 group[f"{field}_sum"] = {"$sum": ref}
                 group[f"{field}_n"] = {"$sum": {"$cond": [{"$eq": [ref, None]}, 0, 1]}}
+            pipeline.append({"$group": group})
             rows = []
-            for doc in self._col.aggregate([{"$match": match}, {"$group": group}]):
+            for doc in self._col.aggregate(pipeline):
                 figures: list[float | None] = []
                 for field in SERIES_FIELDS:
                     n = doc[f"{field}_n"]

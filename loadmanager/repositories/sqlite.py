@@ -24,6 +24,7 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 import tenacity
 
+from .._naming import camel
 from .._serialization import make_converter
 from ..clock import to_millis
 from ..errors import (
@@ -38,7 +39,7 @@ from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import check_buckets
-from ._series import SERIES_FIELDS, assemble, window_for
+from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -581,6 +582,7 @@ class SqliteMetricsRepository:
         run_id: str,
         buckets: int,
         *,
+        endpoint: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
@@ -592,17 +594,49 @@ class SqliteMetricsRepository:
             window = window_for(start, end, first, last, buckets)
             if window is None:
                 return []
-            sql, params = self._range(
-                f"SELECT (ts_ms - ?) / ? AS bucket, COUNT(*), {_SERIES_COLUMNS}",
-                run_id,
-                start,
-                end,
-            )
+            if endpoint is None:
+                sql, params = self._range(
+                    f"SELECT (ts_ms - ?) / ? AS bucket, COUNT(*), {_SERIES_COLUMNS}",
+                    run_id,
+                    start,
+                    end,
+                )
+            else:
+                sql, params = self._endpoint_series_sql(run_id, endpoint, start, end)
             sql += " GROUP BY bucket"
             rows = conn.execute(sql, [window.start_ms, window.width_ms, *params]).fetchall()
             return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
 
         return self._db.run(query)
+
+    @staticmethod
+    def _endpoint_series_sql(
+        run_id: str, endpoint: str, start: datetime | None, end: datetime | None
+    ) -> tuple[str, list[Any]]:
+        # One endpoint's figures live in the snapshot document; json_each walks
+        # its rows in SQL, so the series is still computed by SQLite.
+        figures = ["MIN(m.user_count), AVG(m.user_count), MAX(m.user_count)"]
+        for field in ENDPOINT_FIELDS:
+            value = f"json_extract(e.value, '$.{camel(field)}')"
+            figures.append(f"MIN({value}), AVG({value}), MAX({value})")
+        pairs = endpoint_matches(endpoint)
+        match = " OR ".join(
+            "(json_extract(e.value, '$.method') = ? AND json_extract(e.value, '$.name') = ?)"
+            for _ in pairs
+        )
+        sql = (
+            f"SELECT (m.ts_ms - ?) / ? AS bucket, COUNT(*), {', '.join(figures)}"  # noqa: S608 - fixed text
+            " FROM metrics_timeseries m, json_each(m.doc, '$.endpoints') e"
+            f" WHERE m.run_id = ? AND ({match})"
+        )
+        params: list[Any] = [run_id, *(v for pair in pairs for v in pair)]
+        if start is not None:
+            sql += " AND m.ts_ms >= ?"
+            params.append(to_millis(start))
+        if end is not None:
+            sql += " AND m.ts_ms < ?"
+            params.append(to_millis(end))
+        return sql, params
 
     def count(self, run_id: str) -> int:
         row = self._db.run(

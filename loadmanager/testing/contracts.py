@@ -22,6 +22,7 @@ from ..errors import (
     ValidationError,
 )
 from ..filters import LoadTestFilter, RunFilter
+from ..metrics import EndpointStats
 from ..models import LoadTest
 from ..repositories import Storage
 from ..status import RunStatus
@@ -480,6 +481,34 @@ class MetricsContract:
         storage.metrics.add_many(make_snapshot("r", _at(s)) for s in range(5))
         assert storage.metrics.series("r", 5, start=_at(100), end=_at(200)) == []
         assert storage.metrics.series("r", 5, start=_at(3), end=_at(3)) == []
+
+    def test_series_of_one_endpoint_uses_its_own_row(self, storage: Storage, runs: None) -> None:
+        storage.metrics.add_many(
+            make_snapshot(
+                "r",
+                _at(s),
+                user_count=s,
+                endpoints=(
+                    EndpointStats(
+                        "GET", "/a b", 10, 0, float(s), 0.5, 9.0, 1.0, 20.0, 8.0 + s, 18.0, 19.0
+                    ),
+                    EndpointStats(
+                        "", "custom", 5, 1, 100.0, 1.0, None, None, None, None, None, None
+                    ),
+                ),
+            )
+            for s in range(4)
+        )
+        storage.metrics.add(make_snapshot("r", _at(4), user_count=4, endpoints=()))
+        [bucket] = storage.metrics.series("r", 1, endpoint="GET /a b")
+        assert bucket.samples == 4  # the last snapshot has no such row
+        assert (bucket.current_rps.min, bucket.current_rps.max) == (0, 3)
+        assert bucket.current_p50.avg == pytest.approx(9.5)
+        assert bucket.current_p95.avg == 18
+        assert bucket.user_count.max == 3
+        [custom] = storage.metrics.series("r", 1, endpoint="custom")
+        assert (custom.samples, custom.current_rps.avg, custom.current_p95.avg) == (4, 100, None)
+        assert storage.metrics.series("r", 1, endpoint="GET /nowhere") == []
 
     def test_bucket_count_is_validated(self, storage: Storage, runs: None) -> None:
         for bad in (0, -1, 100_001):
