@@ -34,6 +34,22 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def notebook(session: nox.Session) -> None:
+    """Execute examples/notebook.ipynb top to bottom, so it cannot rot."""
+    session.install("-e", ".[test,notebook]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_examples.py",
+        "-k",
+        "notebook",
+        "-p",
+        "no:cacheprovider",
+    )
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: they print figures, they assert nothing."""
     session.install("-e", ".[test]")

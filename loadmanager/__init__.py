@@ -14,6 +14,7 @@ Importing this package performs no I/O and loads no optional dependency
 from ._serialization import from_json, to_json
 from .clock import Clock, IdFactory, new_id, utc_now
 from .clusters import ClusterConfig, ClusterRegistry
+from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
 from .errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -35,6 +36,7 @@ from .errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from .exports import to_csv, to_dataframe
 from .filters import LoadTestFilter, RunFilter
 from .locust.client import LocustClient
 from .locust.local import LocalCluster, LocalClusterError
@@ -58,6 +60,9 @@ from .models import (
     Threshold,
 )
 from .orchestrator import Orchestrator
+from .plotting import plot_comparison, plot_run, save_png
+from .queries import TrendPoint
+from .report import render_report, write_report
 from .repositories import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
 from .status import TRANSITIONS, RunStatus
 from .storage import connect
@@ -72,12 +77,15 @@ __all__ = [
     "ClusterBusyError",
     "ClusterConfig",
     "ClusterRegistry",
+    "Comparison",
     "ConflictError",
     "CriterionResult",
     "DuplicateError",
+    "EndpointComparison",
     "EndpointStats",
     "EndpointSummary",
     "FieldError",
+    "FigureDelta",
     "IdFactory",
     "InvalidTransitionError",
     "LoadManagerError",
@@ -116,6 +124,8 @@ __all__ = [
     "Storage",
     "TRANSITIONS",
     "Threshold",
+    "Tolerances",
+    "TrendPoint",
     "ValidationError",
     "Verdict",
     "WaitTimeoutError",
@@ -123,6 +133,13 @@ __all__ = [
     "connect",
     "from_json",
     "new_id",
+    "plot_comparison",
+    "plot_run",
+    "render_report",
+    "save_png",
+    "to_csv",
+    "to_dataframe",
     "to_json",
     "utc_now",
+    "write_report",
 ]

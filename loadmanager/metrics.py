@@ -14,6 +14,7 @@ from datetime import datetime
 import attrs
 
 from . import _constraints as c
+from . import _html
 
 __all__ = [
     "EndpointStats",
@@ -153,6 +154,26 @@ class RunSummary:
     def endpoint(self, key: str) -> EndpointSummary | None:
         """The row of ``"METHOD name"``, or ``None``."""
         return next((e for e in self.endpoints if e.key == key), None)
+
+    def _repr_html_(self) -> str:
+        headers = ["endpoint", "requests", "failures", "error %", "rps", "avg", "median"]
+        headers += ["p95", "p99", "max"]
+        rows = [
+            [
+                r.key,
+                _html.num(r.num_requests),
+                _html.num(r.num_failures),
+                _html.num(100 * r.error_rate, digits=2),
+                _html.num(r.requests_per_sec),
+                _html.num(r.avg_response_time),
+                _html.num(r.median_response_time),
+                _html.num(r.percentiles.p95),
+                _html.num(r.percentiles.p99),
+                _html.num(r.max_response_time),
+            ]
+            for r in (*self.endpoints, self.aggregated)
+        ]
+        return _html.table(headers, rows) + "<small>times in ms</small>"
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from . import _constraints as c
+from . import _html
 from .errors import InvalidTransitionError
 from .metrics import RunSummary
 from .status import RunStatus
@@ -177,6 +178,33 @@ class LoadTest:
         """Shortcut for ``audit.created_by``."""
         return self.audit.created_by
 
+    def _repr_html_(self) -> str:
+        pairs: list[tuple[str, object]] = [
+            ("id", self.id),
+            ("tenant / env", f"{self.tenant_id} / {self.env_id}"),
+            ("cluster", self.locust_cluster_id),
+            ("target", self.target_url),
+            ("locustfile", self.locustfile),
+            (
+                "defaults",
+                f"{self.default_users} users at {self.default_spawn_rate:g}/s"
+                + (f" for {self.default_run_time}" if self.default_run_time else ""),
+            ),
+            ("tags", ", ".join(self.tags) or "-"),
+            (
+                "thresholds",
+                "; ".join(
+                    (f"{t.scope}: " if t.scope else "") + f"{t.metric} {t.op} {t.value:g}"
+                    for t in self.thresholds
+                )
+                or "-",
+            ),
+            ("created", f"{self.audit.created_at:%Y-%m-%d %H:%M:%S} by {self.audit.created_by}"),
+            ("updated", f"{self.audit.updated_at:%Y-%m-%d %H:%M:%S} by {self.audit.updated_by}"),
+            ("version", self.version),
+        ]
+        return f"<h4>Load test: {_html.esc(self.name)}</h4>{_html.kv(pairs)}"
+
 
 @attrs.frozen
 class RunParameters:
@@ -304,6 +332,31 @@ class LoadTestRun:
         if reason is not None:
             changes["failure_reason"] = reason
         return attrs.evolve(self, **changes)
+
+    def overview(self) -> list[tuple[str, str]]:
+        """The run's key facts as (label, text) pairs, for displays and reports."""
+        p = self.parameters
+        status = self.status.value + (f" ({self.failure_reason})" if self.failure_reason else "")
+        params = f"{p.target_users} users at {p.spawn_rate:g}/s"
+        params += (f" for {p.run_time}" if p.run_time else "") + f" against {p.target_url}"
+        return [
+            ("id", self.id),
+            ("load test", self.load_test_id),
+            ("status", status),
+            ("parameters", params),
+            ("started", "-" if self.started_at is None else f"{self.started_at:%Y-%m-%d %H:%M:%S}"),
+            ("ended", "-" if self.ended_at is None else f"{self.ended_at:%Y-%m-%d %H:%M:%S}"),
+            ("verdict", "none" if self.verdict is None else self.verdict.outcome.value),
+        ]
+
+    def _repr_html_(self) -> str:
+        pairs = self.overview()
+        parts = [f"<h4>Run {_html.esc(self.id)}</h4>", _html.kv(pairs)]
+        if self.summary is not None:
+            parts.append(self.summary._repr_html_())
+        if self.verdict is not None:
+            parts.append(self.verdict._repr_html_())
+        return "".join(parts)
 
     def with_summary(self, summary: RunSummary, verdict: Verdict | None = None) -> LoadTestRun:
         """This run carrying Locust's final figures and the verdict on them."""

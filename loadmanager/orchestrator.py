@@ -9,16 +9,19 @@ missing ones, so their existence is never revealed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ._progress import Progress, describe
 from ._serialization import from_json, to_json
 from .clock import Clock, IdFactory, new_id, utc_now
 from .clusters import ClientFactory, ClusterRegistry, default_client_factory
+from .comparison import Comparison, Tolerances, compare
 from .errors import (
     LocustError,
     NotFoundError,
@@ -28,9 +31,11 @@ from .errors import (
     WaitTimeoutError,
 )
 from .filters import DEFAULT_LIMIT, LoadTestFilter, RunFilter
-from .metrics import MetricSnapshot, SeriesBucket
+from .metrics import EndpointStats, EndpointSummary, MetricSnapshot, SeriesBucket
 from .models import LoadTest, LoadTestRun, LoadTestSpec, RunOverrides
 from .monitor import ClientPool, Monitor
+from .queries import TrendPoint, trend_points
+from .report import write_report
 from .repositories import Storage
 from .status import RunStatus
 
@@ -384,13 +389,83 @@ class Orchestrator:
         run_id: str,
         buckets: int = 100,
         *,
+        endpoint: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         tenants: Tenants = None,
     ) -> list[SeriesBucket]:
-        """The run's snapshots downsampled to ``buckets`` buckets, in the backend."""
+        """The run's snapshots downsampled to ``buckets`` buckets, in the backend.
+
+        Args:
+            endpoint: ``"GET /items"`` for that endpoint's own figures.
+        """
         self.get_run(run_id, tenants=tenants)
-        return self.storage.metrics.series(run_id, buckets, start=start, end=end)
+        return self.storage.metrics.series(run_id, buckets, endpoint=endpoint, start=start, end=end)
+
+    def endpoint_stats(
+        self, run_id: str, *, tenants: Tenants = None
+    ) -> tuple[EndpointSummary, ...] | tuple[EndpointStats, ...]:
+        """Per-endpoint figures of a run, the aggregated row last for an ended run.
+
+        An ended run answers Locust's final figures (its summary); a live one the
+        rows of its latest snapshot.
+        """
+        run = self.get_run(run_id, tenants=tenants)
+        if run.summary is not None:
+            return (*run.summary.endpoints, run.summary.aggregated)
+        latest = self._latest(run, window=None)
+        return () if latest is None else latest.endpoints
+
+    def trend(
+        self,
+        load_test_id: str,
+        *,
+        statuses: Iterable[RunStatus | str] | None = (RunStatus.FINISHED, RunStatus.STOPPED),
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        tenants: Tenants = None,
+    ) -> list[TrendPoint]:
+        """A load test's runs over time: p95, rps, error ratio and verdict of each."""
+        self.get_load_test(load_test_id, tenants=tenants)
+        runs = self.list_runs(
+            load_test_id=load_test_id,
+            statuses=statuses,
+            started_after=started_after,
+            started_before=started_before,
+            limit=limit,
+            tenants=tenants,
+        )
+        return trend_points(runs)
+
+    def compare(
+        self,
+        run_id: str,
+        baseline_run_id: str,
+        *,
+        tolerances: Tolerances = Tolerances(),  # noqa: B008 - frozen, so safe to share
+        tenants: Tenants = None,
+    ) -> Comparison:
+        """Compare two ended runs (of any tests), endpoint by endpoint."""
+        run = self.get_run(run_id, tenants=tenants)
+        baseline = self.get_run(baseline_run_id, tenants=tenants)
+        return compare(run.id, run.summary, baseline.id, baseline.summary, tolerances)
+
+    def write_report(
+        self,
+        run_id: str,
+        path: str | os.PathLike[str],
+        *,
+        buckets: int = 200,
+        tenants: Tenants = None,
+    ) -> Path:
+        """Write a self-contained HTML report of a run (summary, verdict, charts)."""
+        run = self.get_run(run_id, tenants=tenants)
+        try:
+            test: LoadTest | None = self.storage.load_tests.get(run.load_test_id)
+        except NotFoundError:
+            test = None
+        return write_report(path, run, test, self.storage.metrics.series(run.id, buckets))
 
     def wait(
         self,
@@ -425,10 +500,13 @@ class Orchestrator:
                 raise WaitTimeoutError(run_id, run.status.value, timeout or 0.0)
             time.sleep(0.25)
 
-    def _latest(self, run: LoadTestRun) -> MetricSnapshot | None:
-        recent = self.storage.metrics.snapshots(
-            run.id, start=self._clock() - timedelta(seconds=self.poll_interval * 3)
+    def _latest(self, run: LoadTestRun, window: float | None = 3.0) -> MetricSnapshot | None:
+        start = (
+            None
+            if window is None
+            else self._clock() - timedelta(seconds=self.poll_interval * window)
         )
+        recent = self.storage.metrics.snapshots(run.id, start=start)
         return recent[-1] if recent else None
 
     def reconcile(self) -> list[LoadTestRun]:

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from . import _html
+
 __all__ = ["CriterionResult", "Outcome", "Verdict"]
 
 
@@ -76,6 +78,19 @@ class Verdict:
     def passed(self) -> bool:
         """True when every criterion held."""
         return self.outcome is Outcome.PASSED
+
+    def _repr_html_(self) -> str:
+        rows = [
+            [
+                r.criterion,
+                "-" if r.observed is None else f"{r.observed:.4g}",
+                r.outcome.value,
+                r.reason or "",
+            ]
+            for r in self.results
+        ]
+        head = f"<b>verdict: {_html.esc(self.outcome.value)}</b>"
+        return head + _html.table(["criterion", "observed", "outcome", "why"], rows)
 
     @property
     def exit_code(self) -> int:

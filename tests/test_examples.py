@@ -25,3 +25,22 @@ def test_locust_client_example_prints_the_stats_table() -> None:
     table = out.split("endpoint", 1)[1]
     assert "GET /items" in table
     assert "Aggregated" in table
+
+
+def test_the_notebook_runs_top_to_bottom() -> None:
+    nbclient = pytest.importorskip(
+        "nbclient", reason="needs the notebook extra: pip install -e '.[notebook]'"
+    )
+    nbformat = pytest.importorskip("nbformat", reason="needs the notebook extra")
+    notebook = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
+    client.execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("Run " in o.get("data", {}).get("text/html", "") for o in outputs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -350,3 +351,49 @@ def test_two_orchestrators_on_one_database_store_each_snapshot_once(
         assert len(stamps) >= 4
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
         assert max(gaps) <= 2 * INTERVAL + 0.5, gaps
+
+
+def test_two_real_runs_compare_plot_and_report(
+    orch: lm.Orchestrator, target: TargetServer, tmp_path: Path
+) -> None:
+    test = orch.create_load_test(seed_body(target, defaultRunTime="4s"), actor=ACTOR)
+    baseline = orch.wait(orch.start_run(test.id, actor=ACTOR).id, timeout=60)
+    target.extra_delay_ms = 80  # the "new release" is slower everywhere
+    try:
+        slower = orch.wait(orch.start_run(test.id, actor=ACTOR).id, timeout=60)
+    finally:
+        target.extra_delay_ms = 0
+    assert (baseline.status, slower.status) == (lm.RunStatus.FINISHED, lm.RunStatus.FINISHED)
+
+    comparison = orch.compare(slower.id, baseline.id)
+    assert comparison.aggregated.figure("median").regression
+    assert comparison.regression
+    items = comparison.endpoint("GET /items")
+    assert items is not None
+    assert items.figure("median").current >= 80  # type: ignore[operator]
+
+    trend = orch.trend(test.id)
+    assert [p.run_id for p in trend] == [baseline.id, slower.id]
+    assert trend[1].median > trend[0].median  # type: ignore[operator]
+
+    rows = orch.endpoint_stats(slower.id)
+    assert rows[-1].name == "Aggregated"
+    slow_series = orch.series(slower.id, 10, endpoint="GET /slow")
+    assert slow_series
+    assert all((b.current_p50.avg or 0) >= 80 for b in slow_series if b.current_p50.avg)
+
+    run_png, cmp_png = tmp_path / "run.png", tmp_path / "comparison.png"
+    lm.save_png(lm.plot_run(orch.series(slower.id, 50), title="slower run"), run_png)
+    lm.save_png(lm.plot_comparison(comparison, "median"), cmp_png)
+    for png, size in ((run_png, (900, 700)), (cmp_png, (900, 450))):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", data[16:24]) == size
+        assert png.stat().st_size > 10_000
+
+    report = orch.write_report(slower.id, tmp_path / "report.html").read_text()
+    assert slower.summary is not None
+    agg = slower.summary.aggregated
+    assert f">{agg.num_requests:,}</td>" in report
+    assert f">{agg.num_failures:,}</td>" in report
+    assert report.count("<svg") == 3

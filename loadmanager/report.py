@@ -1,0 +1,116 @@
+"""A self-contained HTML report of one run: open it from disk, no network needed.
+
+The charts are inline SVG drawn here, so the report needs no plotting library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import _html
+from .metrics import SeriesBucket
+from .models import LoadTest, LoadTestRun
+
+__all__ = ["render_report", "write_report"]
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.4em} h2{font-size:1.1em;margin-top:1.5em}
+.passed{color:#1a7f37} .failed{color:#cf222e} .not_evaluated{color:#9a6700}
+svg{background:#fafafa;border:1px solid #ddd}
+"""
+
+
+def _svg_chart(
+    series: Sequence[SeriesBucket], lines: Sequence[tuple[str, str, str]], title: str
+) -> str:
+    """An inline SVG line chart; ``lines`` are (attribute, label, colour)."""
+    width, height, pad = 720, 180, 36
+    if not series:
+        return "<p>(no snapshots)</p>"
+    t0, t1 = series[0].start, series[-1].start
+    span = max((t1 - t0).total_seconds(), 1e-9)
+    values = [getattr(b, attr).avg for b in series for attr, _, _ in lines]
+    top = max([v for v in values if v is not None] or [1.0]) or 1.0
+    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="{_html.esc(title)}">']
+    parts.append(f'<text x="{pad}" y="14" font-size="12">{_html.esc(title)} (max {top:.4g})</text>')
+    for n, (attr, label, colour) in enumerate(lines):
+        points = []
+        for b in series:
+            v = getattr(b, attr).avg
+            if v is None:
+                continue
+            x = pad + (width - 2 * pad) * (b.start - t0).total_seconds() / span
+            y = height - pad + 10 - (height - pad - 10) * v / top
+            points.append(f"{x:.1f},{y:.1f}")
+        drawn = " ".join(points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{drawn}"/>')
+        parts.append(
+            f'<text x="{width - pad - 120 + 60 * n}" y="14" font-size="11" fill="{colour}">'
+            f"{_html.esc(label)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[SeriesBucket]) -> str:
+    """The report as one HTML string: parameters, verdict, summary, charts."""
+    title = f"Load test run {run.id}" + (f" — {test.name}" if test else "")
+    verdict = run.verdict
+    verdict_html = (
+        "<p>No thresholds: no verdict.</p>"
+        if verdict is None
+        else f'<p class="{verdict.outcome.value}"><b>Verdict: {verdict.outcome.value}</b></p>'
+        + verdict._repr_html_()
+    )
+    summary_html = (
+        run.summary._repr_html_()
+        if run.summary is not None
+        else "<p>No summary (the run has not ended, or failed).</p>"
+    )
+    charts = "".join(
+        [
+            _svg_chart(series, [("user_count", "users", "#1f77b4")], "users"),
+            _svg_chart(
+                series,
+                [("current_rps", "rps", "#2ca02c"), ("current_fail_per_sec", "fail/s", "#d62728")],
+                "requests and failures per second",
+            ),
+            _svg_chart(
+                series,
+                [("current_p50", "p50", "#9467bd"), ("current_p95", "p95", "#ff7f0e")],
+                "response time (ms)",
+            ),
+        ]
+    )
+    body = "".join(
+        [
+            f"<h1>{_html.esc(title)}</h1>",
+            _html.kv(run.overview()),
+            "<h2>Verdict</h2>",
+            verdict_html,
+            "<h2>Summary (Locust's final figures)</h2>",
+            summary_html,
+            "<h2>Over time</h2>",
+            charts,
+        ]
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{_html.esc(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    run: LoadTestRun,
+    test: LoadTest | None,
+    series: Sequence[SeriesBucket],
+) -> Path:
+    """Write :func:`render_report` to ``path`` and return it."""
+    target = Path(path)
+    target.write_text(render_report(run, test, series), encoding="utf-8")
+    return target
