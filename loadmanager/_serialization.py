@@ -30,10 +30,11 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import grammar
 from ._naming import camel
 from .clock import truncate_to_millis
 from .errors import FieldError, ValidationError
-from .models import LoadTest, LoadTestRun
+from .models import LoadTest, LoadTestRun, Threshold
 from .status import RunStatus
 from .verdicts import Outcome
 
@@ -179,6 +180,11 @@ class Converter:
         conv.register_structure_hook_factory(attrs.has, self._class_structure_hook)
         conv.register_unstructure_hook_factory(attrs.has, self._class_unstructure_hook)
         self._conv = conv
+        # A criterion may be written as the compact string or as the object.
+        as_object = self._class_structure_hook(Threshold)
+        conv.register_structure_hook(
+            Threshold, lambda v, t: grammar.parse(v) if isinstance(v, str) else as_object(v, t)
+        )
 
     # -- hooks ---------------------------------------------------------------
 

@@ -1,19 +1,26 @@
-"""Judging a run's final figures against its load test's thresholds.
+"""Judging runs against their criteria: final figures, live windows, baselines.
 
 Final criteria use Locust's own cumulative figures from the run summary, never
-averages of snapshot percentiles.
+averages of snapshot percentiles. Windowed criteria use each snapshot's live
+figures (current rps, failures/s and current percentiles; per endpoint, the
+endpoint's own row). Both are computed from stored data alone, so any replica can
+judge a run it took over, and the same data always gives the same verdict.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
-from .metrics import EndpointSummary, RunSummary
+import attrs
+
+from .grammar import render
+from .metrics import EndpointSummary, MetricSnapshot, RunSummary
 from .models import Threshold
 from .verdicts import CriterionResult, Outcome, Verdict
 
-__all__ = ["evaluate_final", "observe", "render"]
+__all__ = ["Breach", "evaluate", "first_abort", "live_figure", "observe", "render"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -24,7 +31,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-_DIRECT: dict[str, Callable[[EndpointSummary], float | None]] = {
+_FINAL: dict[str, Callable[[EndpointSummary], float | None]] = {
     "avg": lambda r: r.avg_response_time,
     "min": lambda r: r.min_response_time,
     "max": lambda r: r.max_response_time,
@@ -37,55 +44,205 @@ _DIRECT: dict[str, Callable[[EndpointSummary], float | None]] = {
 }
 
 
-def render(threshold: Threshold) -> str:
-    """The threshold as text: ``[scope: ]metric op value``."""
-    scope = f"{threshold.scope}: " if threshold.scope else ""
-    return f"{scope}{threshold.metric} {threshold.op} {threshold.value:g}"
-
-
 def observe(row: EndpointSummary, metric: str, users: int | None = None) -> float | None:
-    """The figure ``metric`` names in a summary row (``None`` if Locust has none)."""
-    if metric in _DIRECT:
-        return _DIRECT[metric](row)
+    """The final figure ``metric`` names in a summary row (``None`` if Locust has none)."""
+    if metric in _FINAL:
+        return _FINAL[metric](row)
     if metric == "users":
         return None if users is None else float(users)
-    field = metric.replace(".", "_")  # p99.9 -> p99_9
-    value: float | None = getattr(row.percentiles, field)
+    value: float | None = getattr(row.percentiles, metric.replace(".", "_"))
     return value
 
 
-def _result(t: Threshold, observed: float | None, reason: str | None = None) -> CriterionResult:
-    if observed is None:
-        outcome = Outcome.NOT_EVALUATED
+def _row(summary: RunSummary | None, scope: str | None) -> EndpointSummary | None:
+    if summary is None:
+        return None
+    return summary.aggregated if scope is None else summary.endpoint(scope)
+
+
+def _ratio(failures: float, requests: float) -> float | None:
+    return failures / requests if requests > 0 else None
+
+
+def live_figure(snapshot: MetricSnapshot, t: Threshold) -> float | None:
+    """The live figure a windowed criterion looks at in one snapshot."""
+    if t.metric == "users":
+        return float(snapshot.user_count)
+    if t.scope is None:
+        rps, fails = snapshot.current_rps, snapshot.current_fail_per_sec
+        p50, p95 = snapshot.current_p50, snapshot.current_p95
     else:
-        outcome = Outcome.PASSED if _OPS[t.op](observed, t.value) else Outcome.FAILED
+        row = next((r for r in snapshot.endpoints if r.key == t.scope), None)
+        if row is None:
+            return None
+        rps, fails = row.current_rps, row.current_fail_per_sec
+        p50, p95 = row.median_response_time, row.p95_response_time
+    return {
+        "rps": rps,
+        "fail_rps": fails,
+        "error_rate": _ratio(fails, rps),
+        "median": p50,
+        "p50": p50,
+        "p95": p95,
+    }[t.metric]
+
+
+@attrs.frozen
+class Breach:
+    """When a windowed criterion broke, and the figure that broke it."""
+
+    threshold: Threshold
+    observed: float
+    at: datetime
+
+
+def _judge_window(
+    t: Threshold, limit: float, snapshots: Sequence[MetricSnapshot]
+) -> tuple[Breach | None, float | None, bool]:
+    """(first breach, last figure judged, whether the window ever filled)."""
+    assert t.window is not None
+    window = timedelta(seconds=t.window)
+    holds = _OPS[t.op]
+    filled = False
+    last: float | None = None
+    if t.window_mode == "for":
+        streak_start: datetime | None = None
+        for snap in snapshots:
+            figure = live_figure(snap, t)
+            if figure is None:
+                continue  # no traffic to judge: neither breaks nor continues a streak
+            last = figure
+            if holds(figure, limit):
+                streak_start = None
+                continue
+            streak_start = streak_start or snap.timestamp
+            filled = True
+            if snap.timestamp - streak_start >= window:
+                return Breach(t, figure, snap.timestamp), figure, True
+        return None, last, filled or bool(snapshots)
+    first = snapshots[0].timestamp if snapshots else None
+    for i, snap in enumerate(snapshots):
+        assert first is not None
+        if snap.timestamp - first < window:
+            continue
+        filled = True
+        recent = [
+            f
+            for s in snapshots[: i + 1]
+            if snap.timestamp - s.timestamp < window and (f := live_figure(s, t)) is not None
+        ]
+        if not recent:
+            continue
+        mean = sum(recent) / len(recent)
+        last = mean
+        if not holds(mean, limit):
+            return Breach(t, mean, snap.timestamp), mean, True
+    return None, last, filled
+
+
+def _result(
+    t: Threshold,
+    outcome: Outcome,
+    *,
+    limit: float | None = None,
+    observed: float | None = None,
+    baseline: float | None = None,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> CriterionResult:
     return CriterionResult(
         criterion=render(t),
         metric=t.metric,
         op=t.op,
-        threshold=t.value,
+        threshold=limit,
         outcome=outcome,
         observed=observed,
         scope=t.scope,
         reason=reason,
+        baseline=baseline,
+        at=at,
     )
 
 
-def evaluate_final(
-    thresholds: Sequence[Threshold], summary: RunSummary, *, users: int | None = None
+def _judge(
+    t: Threshold,
+    summary: RunSummary | None,
+    snapshots: Sequence[MetricSnapshot],
+    baseline: RunSummary | None,
+    users: int | None,
+) -> CriterionResult:
+    base_figure = None
+    if t.baseline is not None:
+        base_row = _row(baseline, t.scope)
+        if baseline is None:
+            return _result(t, Outcome.NOT_EVALUATED, reason="no baseline run to compare with")
+        base_figure = None if base_row is None else observe(base_row, t.metric, users)
+        if base_figure is None:
+            return _result(t, Outcome.NOT_EVALUATED, reason="the baseline run has no figure for it")
+    limit = t.limit(base_figure)
+    assert limit is not None
+    if t.windowed:
+        breach, last, filled = _judge_window(t, limit, snapshots)
+        if breach is not None:
+            return _result(
+                t, Outcome.FAILED, limit=limit, observed=breach.observed,
+                baseline=base_figure, at=breach.at,
+            )  # fmt: skip
+        if not filled or last is None:
+            return _result(
+                t, Outcome.NOT_EVALUATED, limit=limit, baseline=base_figure,
+                reason="the run was shorter than the window, or had no traffic",
+            )  # fmt: skip
+        return _result(t, Outcome.PASSED, limit=limit, observed=last, baseline=base_figure)
+    row = _row(summary, t.scope)
+    if row is None:
+        return _result(
+            t, Outcome.NOT_EVALUATED, limit=limit, baseline=base_figure,
+            reason=f"the run has no endpoint {t.scope!r}" if summary else "the run has no summary",
+        )  # fmt: skip
+    observed = observe(row, t.metric, users)
+    if observed is None:
+        return _result(
+            t, Outcome.NOT_EVALUATED, limit=limit, baseline=base_figure,
+            reason="Locust reported no figure for it (no requests?)",
+        )  # fmt: skip
+    outcome = Outcome.PASSED if _OPS[t.op](observed, limit) else Outcome.FAILED
+    return _result(t, outcome, limit=limit, observed=observed, baseline=base_figure)
+
+
+def evaluate(
+    thresholds: Sequence[Threshold],
+    summary: RunSummary | None,
+    snapshots: Sequence[MetricSnapshot] = (),
+    *,
+    baseline: RunSummary | None = None,
+    users: int | None = None,
 ) -> Verdict | None:
-    """Judge the final figures; ``None`` when there is nothing to judge."""
+    """The verdict on a run; ``None`` when it has no criteria."""
     if not thresholds:
         return None
-    results = []
+    return Verdict.of(_judge(t, summary, snapshots, baseline, users) for t in thresholds)
+
+
+def first_abort(
+    thresholds: Sequence[Threshold],
+    snapshots: Sequence[MetricSnapshot],
+    *,
+    baseline: RunSummary | None = None,
+) -> Breach | None:
+    """The first breach of a criterion marked ``abort``, if any."""
     for t in thresholds:
-        row = summary.aggregated if t.scope is None else summary.endpoint(t.scope)
-        if row is None:
-            results.append(_result(t, None, f"the run has no endpoint {t.scope!r}"))
+        if not t.abort_on_fail or not t.windowed:
             continue
-        observed = observe(row, t.metric, users)
-        if observed is None:
-            results.append(_result(t, None, "Locust reported no figure for it (no requests?)"))
-            continue
-        results.append(_result(t, observed))
-    return Verdict.of(results)
+        base_figure = None
+        if t.baseline is not None:
+            base_row = _row(baseline, t.scope)
+            base_figure = None if base_row is None else observe(base_row, t.metric)
+            if base_figure is None:
+                continue  # cannot judge without its baseline: never abort on a guess
+        limit = t.limit(base_figure)
+        assert limit is not None
+        breach, _, _ = _judge_window(t, limit, snapshots)
+        if breach is not None:
+            return breach
+    return None

@@ -14,7 +14,7 @@ import attrs
 
 from . import _constraints as c
 from . import _html
-from .errors import InvalidTransitionError
+from .errors import FieldError, InvalidTransitionError, ValidationError
 from .metrics import RunSummary
 from .status import RunStatus
 from .verdicts import Verdict
@@ -83,23 +83,109 @@ class Audit:
         return attrs.evolve(self, updated_at=at, updated_by=actor)
 
 
+TIME_METRICS = frozenset(METRICS) - {
+    "rps",
+    "fail_rps",
+    "error_rate",
+    "requests",
+    "failures",
+    "users",
+}
+"""Metrics measured in milliseconds; their values may carry ``ms`` or ``s``."""
+
+WINDOW_METRICS = ("users", "rps", "fail_rps", "error_rate", "median", "p50", "p95")
+"""Metrics Locust reports live, so they can be judged over a time window."""
+
+WINDOW_MODES = ("for", "over")
+BASELINE_RELATIONS = ("*", "+")
+
+
+def _window(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number of seconds"
+    if not float(value).is_integer() or not 1 <= value <= 86_400:
+        return "must be whole seconds from 1 to 86400"
+    return None
+
+
 @attrs.frozen
 class Threshold:
-    """A figure a run must satisfy, such as ``p95 < 300`` on one endpoint.
+    """A criterion a run must satisfy, such as ``GET /items: p95 < 300ms for 10s``.
 
     Attributes:
         metric: One of :data:`METRICS`.
-        op: One of :data:`OPERATORS`; the threshold holds when ``observed op value``.
-        value: The limit, in milliseconds for times, requests/s for rates and a
-            ratio from 0 to 1 for ``error_rate``.
+        op: One of :data:`OPERATORS`; the criterion holds when ``observed op limit``.
+        value: The number as written: the limit itself, or with ``baseline`` the
+            factor (``*``) or the offset (``+``) applied to the baseline's figure.
         scope: ``"METHOD name"`` of one endpoint as Locust reports it; ``None``
             means the aggregated row.
+        unit: ``ms`` or ``s`` for times, ``%`` for ``error_rate``; ``None`` means
+            milliseconds for times and a ratio (0 to 1) for ``error_rate``.
+        baseline: ``"*"`` or ``"+"`` to make the limit relative to the baseline run.
+        window: Seconds; with ``window_mode`` the criterion is judged live on
+            snapshots instead of on the final figures.
+        window_mode: ``"for"``: broken only when violated at every snapshot for
+            ``window`` seconds in a row; ``"over"``: judged on the mean of the
+            last ``window`` seconds.
+        abort_on_fail: Stop the run as soon as the (windowed) criterion breaks.
     """
 
     metric: str = attrs.field(validator=c.rule(c.one_of(*METRICS)))
     op: str = attrs.field(validator=c.rule(c.one_of(*OPERATORS)))
     value: float = attrs.field(validator=c.FINITE)
     scope: str | None = attrs.field(default=None, validator=c.optional(c.NAME))
+    unit: str | None = attrs.field(
+        default=None, validator=c.optional(c.rule(c.one_of("ms", "s", "%")))
+    )
+    baseline: str | None = attrs.field(
+        default=None, validator=c.optional(c.rule(c.one_of(*BASELINE_RELATIONS)))
+    )
+    window: float | None = attrs.field(default=None, validator=c.optional(c.rule(_window)))
+    window_mode: str | None = attrs.field(
+        default=None, validator=c.optional(c.rule(c.one_of(*WINDOW_MODES)))
+    )
+    abort_on_fail: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        problems = []
+        if (self.window is None) != (self.window_mode is None):
+            problems.append(FieldError("windowMode", "window and windowMode go together"))
+        if self.window is not None and self.metric not in WINDOW_METRICS:
+            allowed = ", ".join(WINDOW_METRICS)
+            problems.append(
+                FieldError("metric", f"cannot be judged over a window; live metrics: {allowed}")
+            )
+        if self.abort_on_fail and self.window is None:
+            problems.append(
+                FieldError("abortOnFail", "needs a window: final figures exist only at the end")
+            )
+        if self.unit is not None:
+            if self.baseline == "*":
+                problems.append(FieldError("unit", "a factor of the baseline takes no unit"))
+            elif self.unit in ("ms", "s") and self.metric not in TIME_METRICS:
+                problems.append(FieldError("unit", f"{self.metric} is not a time"))
+            elif self.unit == "%" and self.metric != "error_rate":
+                problems.append(FieldError("unit", "% is for error_rate"))
+        if problems:
+            raise ValidationError(problems)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the criterion is judged live over a window."""
+        return self.window is not None
+
+    def limit(self, baseline_figure: float | None = None) -> float | None:
+        """The limit in canonical units (ms, ratio), or ``None`` without a needed baseline."""
+        amount = self.value
+        if self.unit == "s":
+            amount *= 1000.0
+        elif self.unit == "%":
+            amount /= 100.0
+        if self.baseline is None:
+            return amount
+        if baseline_figure is None:
+            return None
+        return baseline_figure * amount if self.baseline == "*" else baseline_figure + amount
 
 
 @attrs.frozen
@@ -153,6 +239,7 @@ class LoadTest:
     tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
     default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
     thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
+    baseline_run_id: str | None = attrs.field(default=None, validator=c.optional(c.OBJECT_ID))
     version: int = attrs.field(default=1, validator=c.VERSION)
 
     @classmethod
@@ -160,6 +247,10 @@ class LoadTest:
         """A new load test (version 1) from a validated spec."""
         fields = {name: getattr(spec, name) for name in SPEC_FIELDS}
         return cls(id=id, audit=Audit.new(at, actor), **fields)
+
+    def with_baseline(self, run_id: str | None, *, at: datetime, actor: str) -> LoadTest:
+        """This test comparing relative criteria with run ``run_id`` (``None``: automatic)."""
+        return attrs.evolve(self, baseline_run_id=run_id, audit=self.audit.touched(at, actor))
 
     def spec(self) -> LoadTestSpec:
         """The caller-editable part, the base an update is merged onto."""

@@ -25,17 +25,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .clock import Clock
 from .clusters import ClientFactory, ClusterRegistry
-from .criteria import evaluate_final
+from .criteria import evaluate, first_abort
 from .errors import LocustError, NotFoundError, StaleVersionError, ValidationError
 from .filters import MAX_LIMIT, RunFilter
+from .grammar import render
 from .locust.client import LocustClient
 from .locust.stats import LocustStats
 from .metrics import EndpointSummary, RunSummary
-from .models import LoadTestRun
+from .models import LoadTest, LoadTestRun
 from .repositories import Storage
 from .status import RunStatus
 
@@ -48,6 +49,30 @@ CACHE_GUARD = timedelta(seconds=2.5)
 
 _ENDED = ("stopped",)
 _LOST = ("ready", "missing")
+
+
+def resolve_baseline(
+    storage: Storage, test: LoadTest, *, exclude: str | None = None
+) -> LoadTestRun | None:
+    """The run a test's relative criteria compare with.
+
+    The one set with ``set_baseline``; without one, the most recent finished run
+    of the same test whose verdict passed.
+    """
+    if test.baseline_run_id is not None and test.baseline_run_id != exclude:
+        try:
+            return storage.runs.get(test.baseline_run_id)
+        except NotFoundError:
+            return None
+    finished = storage.runs.find(
+        RunFilter(load_test_id=test.id, statuses=[RunStatus.FINISHED], limit=MAX_LIMIT)
+    )
+    passed = [
+        r
+        for r in finished
+        if r.id != exclude and r.summary is not None and r.verdict is not None and r.verdict.passed
+    ]
+    return max(passed, key=lambda r: (r.started_at or r.audit.created_at, r.id), default=None)
 
 
 class ClientPool:
@@ -241,6 +266,10 @@ class Monitor:
         self.latest[run.id] = stats
         if run.started_at is None or now - run.started_at < CACHE_GUARD:
             return run
+        if run.status is RunStatus.RUNNING and stats.state in ("spawning", "running"):
+            aborted = self._check_abort(run, client, now)
+            if aborted is not None:
+                return aborted
         if stats.state in _ENDED:
             return self._finish(run, client)
         if stats.state in _LOST:
@@ -251,6 +280,45 @@ class Monitor:
             except LocustError as exc:
                 return self._fail(run, f"Locust master unreachable while stopping: {exc}")
         return run
+
+    def _check_abort(
+        self, run: LoadTestRun, client: LocustClient, now: datetime
+    ) -> LoadTestRun | None:
+        """Stop the run at once if a criterion marked ``abort`` broke."""
+        try:
+            test = self._storage.load_tests.get(run.load_test_id)
+        except NotFoundError:
+            return None
+        aborting = [t for t in test.thresholds if t.abort_on_fail]
+        if not aborting:
+            return None
+        longest = max(t.window or 0.0 for t in aborting)
+        recent = self._storage.metrics.snapshots(
+            run.id, start=now - timedelta(seconds=longest + 3 * self.interval)
+        )
+        baseline = resolve_baseline(self._storage, test, exclude=run.id)
+        breach = first_abort(
+            aborting, recent, baseline=None if baseline is None else baseline.summary
+        )
+        if breach is None:
+            return None
+        reason = (
+            f"aborted: {render(breach.threshold)} broke with {breach.observed:.6g}"
+            f" at {breach.at:%Y-%m-%dT%H:%M:%S.%f}"[:-3]
+            + "Z"
+        )
+        log.warning("run %s %s", run.id, reason)
+        try:
+            stopping = self._storage.runs.update(
+                run.transition(RunStatus.STOPPING, at=now, actor=self.actor, reason=reason)
+            )
+        except StaleVersionError:
+            return self._storage.runs.get(run.id)
+        try:
+            client.stop()
+        except LocustError as exc:
+            return self._fail(stopping, f"{reason}; then Locust master unreachable: {exc}")
+        return stopping
 
     def _settled_rows(self, client: LocustClient) -> tuple[EndpointSummary, ...]:
         """The final CSV figures once the workers' last reports have arrived."""
@@ -272,10 +340,19 @@ class Monitor:
         now = self._clock()
         summary = RunSummary(taken_at=now, aggregated=rows[-1], endpoints=rows[:-1])
         try:
-            thresholds = self._storage.load_tests.get(run.load_test_id).thresholds
+            test = self._storage.load_tests.get(run.load_test_id)
         except NotFoundError:
-            thresholds = ()
-        verdict = evaluate_final(thresholds, summary, users=run.parameters.target_users)
+            test = None
+        verdict = None
+        if test is not None and test.thresholds:
+            baseline = resolve_baseline(self._storage, test, exclude=run.id)
+            verdict = evaluate(
+                test.thresholds,
+                summary,
+                self._storage.metrics.snapshots(run.id),
+                baseline=None if baseline is None else baseline.summary,
+                users=run.parameters.target_users,
+            )
         reason = run.failure_reason
         if run.status is RunStatus.STOPPING:
             to = RunStatus.STOPPED

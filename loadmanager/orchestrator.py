@@ -33,7 +33,7 @@ from .errors import (
 from .filters import DEFAULT_LIMIT, LoadTestFilter, RunFilter
 from .metrics import EndpointStats, EndpointSummary, MetricSnapshot, SeriesBucket
 from .models import LoadTest, LoadTestRun, LoadTestSpec, RunOverrides
-from .monitor import ClientPool, Monitor
+from .monitor import ClientPool, Monitor, resolve_baseline
 from .queries import TrendPoint, trend_points
 from .report import write_report
 from .repositories import Storage
@@ -232,6 +232,38 @@ class Orchestrator:
             raise StaleVersionError("LoadTest", load_test_id, expected_version, current.version)
         log.info("load test %s deleted by %s", load_test_id, actor)
         self.storage.load_tests.delete(load_test_id)
+
+    def set_baseline(
+        self,
+        load_test_id: str,
+        run_id: str | None,
+        *,
+        actor: str,
+        tenants: Tenants = None,
+    ) -> LoadTest:
+        """Make ``run_id`` the run this test's relative criteria compare with.
+
+        ``None`` returns to the default: the most recent finished run of the test
+        whose verdict passed.
+
+        Raises:
+            ValidationError: the run is not an ended run of this test with a summary.
+        """
+        actor = _check_actor(actor)
+        test = self.get_load_test(load_test_id, tenants=tenants)
+        if run_id is not None:
+            run = self.get_run(run_id, tenants=tenants)
+            if run.load_test_id != test.id:
+                raise ValidationError.single("runId", "must be a run of this load test")
+            if run.summary is None:
+                raise ValidationError.single("runId", "must be a run that ended with a summary")
+        return self.storage.load_tests.update(
+            test.with_baseline(run_id, at=self._clock(), actor=actor)
+        )
+
+    def baseline(self, load_test_id: str, *, tenants: Tenants = None) -> LoadTestRun | None:
+        """The run this test's relative criteria currently compare with, if any."""
+        return resolve_baseline(self.storage, self.get_load_test(load_test_id, tenants=tenants))
 
     # -- runs --------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from datetime import datetime
 
 import attrs
 
@@ -29,19 +30,24 @@ class CriterionResult:
 
     Attributes:
         criterion: The threshold as text, such as ``GET /items: p95 < 300``.
-        observed: The figure Locust reported, or ``None`` when there was none.
-        threshold: The limit actually used.
+        observed: The figure Locust reported, or ``None`` when there was none;
+            for a broken windowed criterion, the figure when it broke.
+        threshold: The limit actually used (after units and the baseline).
         outcome: Passed, failed, or not evaluated (``reason`` says why).
+        baseline: The baseline run's figure, for a relative criterion.
+        at: When a windowed criterion broke.
     """
 
     criterion: str
     metric: str
     op: str
-    threshold: float
+    threshold: float | None
     outcome: Outcome
     observed: float | None = None
     scope: str | None = None
     reason: str | None = None
+    baseline: float | None = None
+    at: datetime | None = None
 
 
 def _results(value: Iterable[CriterionResult]) -> tuple[CriterionResult, ...]:

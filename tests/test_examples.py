@@ -44,3 +44,15 @@ def test_the_notebook_runs_top_to_bottom() -> None:
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("Run " in o.get("data", {}).get("text/html", "") for o in outputs)
+
+
+@pytest.mark.parametrize(("args", "code"), [([], 0), (["--slower"], 1)])
+def test_the_ci_gate_exits_with_the_verdict(args: list[str], code: int) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ci_gate.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "verdict: " + ("passed" if code == 0 else "failed") in done.stdout

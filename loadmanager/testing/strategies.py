@@ -23,6 +23,9 @@ from ..metrics import (
 from ..models import (
     METRICS,
     OPERATORS,
+    TIME_METRICS,
+    WINDOW_METRICS,
+    WINDOW_MODES,
     Audit,
     LoadTest,
     LoadTestRun,
@@ -99,14 +102,30 @@ _opt_measures = st.none() | _measures
 _counts = st.integers(0, 10**9)
 
 
-def thresholds() -> st.SearchStrategy[Threshold]:
-    """Valid thresholds."""
-    return st.builds(
-        Threshold,
-        metric=st.sampled_from(METRICS),
-        op=st.sampled_from(OPERATORS),
-        value=st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
-        scope=st.none() | st.sampled_from(["GET /items", "POST /orders"]),
+@st.composite
+def thresholds(draw: st.DrawFn) -> Threshold:
+    """Valid criteria of every shape: units, baselines, windows, abort."""
+    windowed = draw(st.booleans())
+    metric = draw(st.sampled_from(WINDOW_METRICS if windowed else METRICS))
+    baseline = draw(st.sampled_from([None, None, "*", "+"]))
+    if baseline == "*":
+        unit = None
+    elif metric in TIME_METRICS:
+        unit = draw(st.sampled_from([None, "ms", "s"]))
+    elif metric == "error_rate":
+        unit = draw(st.sampled_from([None, "%"]))
+    else:
+        unit = None
+    return Threshold(
+        metric=metric,
+        op=draw(st.sampled_from(OPERATORS)),
+        value=draw(st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False)),
+        scope=draw(st.none() | st.sampled_from(["GET /items", "POST /orders", "custom: name"])),
+        unit=unit,
+        baseline=baseline,
+        window=float(draw(st.integers(1, 7200))) if windowed else None,
+        window_mode=draw(st.sampled_from(WINDOW_MODES)) if windowed else None,
+        abort_on_fail=draw(st.booleans()) if windowed else False,
     )
 
 
