@@ -11,6 +11,7 @@ Importing this package performs no I/O and loads no optional dependency
 (pymongo, locust, pandas, matplotlib, starlette).
 """
 
+from . import http
 from ._serialization import from_json, to_json
 from .clock import Clock, IdFactory, new_id, utc_now
 from .clusters import ClusterConfig, ClusterRegistry
@@ -132,6 +133,7 @@ __all__ = [
     "__version__",
     "connect",
     "from_json",
+    "http",
     "new_id",
     "plot_comparison",
     "plot_run",

@@ -56,3 +56,42 @@ def test_the_ci_gate_exits_with_the_verdict(args: list[str], code: int) -> None:
     )
     assert done.returncode == code, done.stdout + done.stderr
     assert "verdict: " + ("passed" if code == 0 else "failed") in done.stdout
+
+
+def test_the_fastapi_mount_example_serves_both_apps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    import httpx
+
+    monkeypatch.setenv("LOADMANAGER_DB", f"sqlite:///{tmp_path / 'mounted.db'}")
+    spec = importlib.util.spec_from_file_location(
+        "mount_in_fastapi", EXAMPLES / "mount_in_fastapi.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        import anyio
+
+        async def calls() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=module.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                return [
+                    await client.get("/health"),
+                    await client.get("/loadtests/v1/load-tests"),
+                    await client.get(
+                        "/loadtests/v1/load-tests",
+                        headers={"Authorization": "Bearer team-a-token"},
+                    ),
+                ]
+
+        health, anonymous, listed = anyio.run(calls)
+        assert health.json() == {"status": "ok"}
+        assert anonymous.status_code == 401
+        assert listed.json() == {"items": [], "nextCursor": None}
+    finally:
+        module.orchestrator.close()
+        module.storage.close()
