@@ -1,8 +1,10 @@
 """The Monitor: polls every active run's master, stores snapshots, settles runs.
 
-One background thread per Orchestrator ticks twice per interval. Each tick lists
-the active runs, claims (or renews) the right to monitor each one that is due,
-and hands the polls to a thread pool, so one slow master never delays another.
+One background thread per Orchestrator ticks ten times per interval. Each tick
+claims (or renews) the right to monitor each active run that is due, and hands
+the polls to a thread pool, so one slow master never delays another. Each run's
+due time advances by exactly one interval, so the average poll period is the
+interval however long the work takes.
 A run is claimed with an expiry of 1.5 intervals: when the replica holding it
 dies, another claims it within two intervals, and only the holder stores
 snapshots, so none is stored twice.
@@ -148,7 +150,9 @@ class Monitor:
         self._ttl = timedelta(seconds=interval * 1.5)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
         self._in_flight: set[str] = set()
-        self._last_poll: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._listed: tuple[float, list[LoadTestRun]] | None = None
+        self._tick = max(0.05, interval / 10)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,44 +182,62 @@ class Monitor:
         self._pool.shutdown(wait=True)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval / 2):
+        while not self._stop.wait(self._tick):
             try:
                 self.tick()
             except Exception:  # a bad tick (storage down, say) must not end monitoring
                 log.exception("monitor tick failed; trying again next interval")
 
-    def tick(self) -> int:
-        """One pass: claim and poll every active run that is due. Returns how many."""
-        now = self._clock()
-        active = self._storage.runs.find(
-            RunFilter(
-                statuses=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.STOPPING],
-                limit=MAX_LIMIT,
+    def _active(self) -> list[LoadTestRun]:
+        # Listing every active run is the costly part of a tick; the list is
+        # refreshed twice an interval, and the fine-grained ticks between use it.
+        now = time.monotonic()
+        if self._listed is None or now - self._listed[0] >= self.interval / 2:
+            found = self._storage.runs.find(
+                RunFilter(
+                    statuses=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.STOPPING],
+                    limit=MAX_LIMIT,
+                )
             )
-        )
+            self._listed = (now, found)
+        return self._listed[1]
+
+    def tick(self) -> int:
+        """One pass: claim and poll every active run that is due. Returns how many.
+
+        Each run has a due time that advances by exactly one interval, so the
+        polls of a run keep Locust's resolution on average however long a tick
+        or a poll takes; a run that fell more than an interval behind starts
+        afresh instead of being polled in a burst.
+        """
+        now = self._clock()
+        now_mono = time.monotonic()
         submitted = 0
-        for run in active:
+        for run in self._active():
             with self._lock:
                 if run.id in self._in_flight:
                     continue
-                last = self._last_poll.get(run.id)
+                due = self._due.get(run.id)
             if run.status is RunStatus.PENDING:
                 if now - run.audit.updated_at > self.pending_timeout:
-                    self._submit(run.id)
+                    self._submit(run.id, now_mono + self.interval)
                     submitted += 1
                 continue
-            if last is not None and time.monotonic() - last < self.interval * 0.95:
+            if due is not None and now_mono < due:
                 continue
             if not self._storage.runs.claim_monitor(run.id, self.owner, now=now, ttl=self._ttl):
                 continue
-            self._submit(run.id)
+            next_due = now_mono + self.interval
+            if due is not None and now_mono - due < self.interval:
+                next_due = due + self.interval
+            self._submit(run.id, next_due)
             submitted += 1
         return submitted
 
-    def _submit(self, run_id: str) -> None:
+    def _submit(self, run_id: str, next_due: float) -> None:
         with self._lock:
             self._in_flight.add(run_id)
-            self._last_poll[run_id] = time.monotonic()
+            self._due[run_id] = next_due
         try:
             self._pool.submit(self._poll_task, run_id)
         except RuntimeError:  # the pool shut down between the check and here
@@ -383,5 +405,5 @@ class Monitor:
     def _forget(self, run_id: str) -> None:
         self._storage.runs.release_monitor(run_id, self.owner)
         with self._lock:
-            self._last_poll.pop(run_id, None)
+            self._due.pop(run_id, None)
         self.latest.pop(run_id, None)

@@ -1,0 +1,78 @@
+"""Many simulated Locust masters in one process, for the monitor fan-out benchmark.
+
+Each listens on its own 127.0.0.1 port and answers the routes the Monitor uses
+with bodies captured from a real run (bench/data), made distinct per master.
+Not a test double for correctness: only for measuring the Monitor at scale.
+
+    python bench/_fake_masters.py COUNT PORTS_FILE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+
+
+def bodies(index: int) -> dict[str, bytes]:
+    stats = json.loads((DATA / "stats_requests.json").read_text())
+    stats["user_count"] = 10 + index % 90
+    stats["state"] = "running"
+    for row in stats["stats"]:
+        row["num_requests"] += index
+    return {
+        "GET /stats/requests": json.dumps(stats).encode(),
+        "GET /stats/requests/csv": (DATA / "stats_requests.csv").read_bytes(),
+        "POST /swarm": b'{"success": true, "message": "Swarming started", "host": null}',
+        "POST /stop": b'{"success": true, "message": "Test stopped"}',
+        "POST /stats/reset": b"ok",
+    }
+
+
+async def serve(index: int) -> int:
+    answers = bodies(index)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                length = 0
+                for line in lines[1:]:
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                body = answers.get(f"{method} {path.split('?')[0]}")
+                status = "200 OK" if body is not None else "404 Not Found"
+                body = body if body is not None else b"{}"
+                writer.write(
+                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64)
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def main(count: int, ports_file: Path) -> None:
+    ports = [await serve(i) for i in range(count)]
+    ports_file.write_text("\n".join(map(str, ports)))
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,128 @@
+"""Monitor fan-out: can one Orchestrator keep N runs at Locust's 2 s resolution?
+
+N simulated masters answer from one separate process (bench/_fake_masters.py);
+this process runs an Orchestrator that monitors N runs for a fixed time. Reported:
+completeness (snapshots stored / expected), CPU seconds used by this process
+(all its threads), and the p99 poll lag (the gap between two snapshots of a run
+beyond the interval). Asserts nothing.
+
+    python bench/bench_monitor_fanout.py                         # N = 50, 200, 500, 1000
+    python bench/bench_monitor_fanout.py --counts 500 --seconds 60 --storage memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import loadmanager as lm
+
+HERE = Path(__file__).parent
+
+
+def run(count: int, seconds: float, interval: float, storage_kind: str) -> dict[str, float]:
+    workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
+    ports_file = workdir / "ports"
+    masters = subprocess.Popen(
+        [sys.executable, str(HERE / "_fake_masters.py"), str(count), str(ports_file)]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (ports_file.exists() and len(ports_file.read_text().split()) == count):
+            if time.monotonic() > deadline or masters.poll() is not None:
+                raise SystemExit("the simulated masters did not start")
+            time.sleep(0.1)
+        ports = [int(p) for p in ports_file.read_text().split()]
+        url = "memory://" if storage_kind == "memory" else f"sqlite:///{workdir / 'fanout.db'}"
+        registry = lm.ClusterRegistry(
+            {f"c{i}": f"http://127.0.0.1:{p}" for i, p in enumerate(ports)}
+        )
+        with (
+            lm.connect(url) as storage,
+            lm.Orchestrator(storage=storage, clusters=registry, poll_interval=interval) as orch,
+        ):
+            runs = []
+            for i in range(count):
+                test = orch.create_load_test(
+                    {"name": f"t{i}", "tenantId": "bench", "envId": "bench", "locustClusterId": f"c{i}",
+                     "targetUrl": "http://127.0.0.1:9", "locustfile": "x.py", "defaultUsers": 10,
+                     "defaultSpawnRate": 10},
+                    actor="bench",
+                )  # fmt: skip
+                runs.append(orch.start_run(test.id, actor="bench"))
+            time.sleep(interval * 2)  # let the first round of polls settle in
+            started_at = lm.utc_now()
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            time.sleep(seconds)
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            ended_at = lm.utc_now()
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            expected = count * seconds / interval
+            stored, lags = 0, []
+            for r in runs:
+                stamps = [
+                    s.timestamp
+                    for s in storage.metrics.snapshots(r.id, start=started_at, end=ended_at)
+                ]
+                stored += len(stamps)
+                lags += [
+                    max(0.0, (b - a).total_seconds() - interval)
+                    for a, b in itertools.pairwise(stamps)
+                ]
+            failed = len(orch.list_runs(statuses=["failed"], limit=10_000))
+        lags.sort()
+        return {
+            "completeness": stored / expected,
+            "cpu_s": cpu,
+            "cpu_per_s": cpu / seconds,
+            "p99_lag_s": lags[int(len(lags) * 0.99)] if lags else float("nan"),
+            "median_lag_s": statistics.median(lags) if lags else float("nan"),
+            "failed_runs": failed,
+        }
+    finally:
+        masters.terminate()
+        masters.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--counts", default="50,200,500,1000")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--storage", default="sqlite,memory")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(
+        f"# monitor fan-out: {args.seconds:g} s at a {args.interval:g} s interval."
+        f" {platform.python_implementation()} {platform.python_version()},"
+        f" {os.cpu_count()} cores, {platform.machine()}"
+    )
+    print(f"# reproduce: python {' '.join(sys.argv)}")
+    print(
+        f"{'storage':<8}{'N':>6}{'complete %':>12}{'CPU s':>8}{'CPU/s':>7}{'p99 lag s':>11}{'median lag':>12}{'failed':>8}"
+    )
+    for kind in args.storage.split(","):
+        for count in map(int, args.counts.split(",")):
+            r = run(count, args.seconds, args.interval, kind)
+            print(
+                f"{kind:<8}{count:>6}{100 * r['completeness']:>12.2f}{r['cpu_s']:>8.1f}"
+                f"{r['cpu_per_s']:>7.2f}{r['p99_lag_s']:>11.3f}{r['median_lag_s']:>12.3f}"
+                f"{r['failed_runs']:>8.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
