@@ -52,12 +52,17 @@ def run(count: int, seconds: float, interval: float, storage_kind: str) -> dict[
         ):
             runs = []
             for i in range(count):
-                test = orch.create_load_test(
-                    {"name": f"t{i}", "tenantId": "bench", "envId": "bench", "locustClusterId": f"c{i}",
-                     "targetUrl": "http://127.0.0.1:9", "locustfile": "x.py", "defaultUsers": 10,
-                     "defaultSpawnRate": 10},
-                    actor="bench",
-                )  # fmt: skip
+                spec = {
+                    "name": f"t{i}",
+                    "tenantId": "bench",
+                    "envId": "bench",
+                    "locustClusterId": f"c{i}",
+                    "targetUrl": "http://127.0.0.1:9",
+                    "locustfile": "x.py",
+                    "defaultUsers": 10,
+                    "defaultSpawnRate": 10,
+                }
+                test = orch.create_load_test(spec, actor="bench")
                 runs.append(orch.start_run(test.id, actor="bench"))
             time.sleep(interval * 2)  # let the first round of polls settle in
             started_at = lm.utc_now()
@@ -102,7 +107,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--storage", default="sqlite,memory")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(
         f"# monitor fan-out: {args.seconds:g} s at a {args.interval:g} s interval."
