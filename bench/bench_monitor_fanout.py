@@ -116,7 +116,8 @@ def main() -> None:
     )
     print(f"# reproduce: python {' '.join(sys.argv)}")
     print(
-        f"{'storage':<8}{'N':>6}{'complete %':>12}{'CPU s':>8}{'CPU/s':>7}{'p99 lag s':>11}{'median lag':>12}{'failed':>8}"
+        f"{'storage':<8}{'N':>6}{'complete %':>12}{'CPU s':>8}{'CPU/s':>7}"
+        f"{'p99 lag s':>11}{'median lag':>12}{'failed':>8}"
     )
     for kind in args.storage.split(","):
         for count in map(int, args.counts.split(",")):
