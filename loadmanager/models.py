@@ -188,8 +188,26 @@ class Threshold:
         return baseline_figure * amount if self.baseline == "*" else baseline_figure + amount
 
 
-@attrs.frozen
-class LoadTestSpec:
+@attrs.frozen(kw_only=True)
+class _Definition:
+    """The caller-editable fields a LoadTestSpec and a LoadTest share, declared once."""
+
+    name: str = attrs.field(validator=c.NAME)
+    tenant_id: str = attrs.field(validator=c.IDENT)
+    env_id: str = attrs.field(validator=c.IDENT)
+    locust_cluster_id: str = attrs.field(validator=c.IDENT)
+    target_url: str = attrs.field(validator=c.URL)
+    locustfile: str = attrs.field(validator=c.LOCUSTFILE)
+    default_users: int = attrs.field(validator=c.USERS)
+    default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
+    description: str = attrs.field(default="", validator=c.DESCRIPTION)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
+
+
+@attrs.frozen(kw_only=True)
+class LoadTestSpec(_Definition):
     """What a caller says about a load test: the body of a create or update.
 
     Attributes:
@@ -198,27 +216,15 @@ class LoadTestSpec:
             actor and never stored.
     """
 
-    name: str = attrs.field(validator=c.NAME)
-    tenant_id: str = attrs.field(validator=c.IDENT)
-    env_id: str = attrs.field(validator=c.IDENT)
-    locust_cluster_id: str = attrs.field(validator=c.IDENT)
-    target_url: str = attrs.field(validator=c.URL)
-    locustfile: str = attrs.field(validator=c.LOCUSTFILE)
-    default_users: int = attrs.field(validator=c.USERS)
-    default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
-    description: str = attrs.field(default="", validator=c.DESCRIPTION)
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
-    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
-    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
     created_by: str | None = attrs.field(default=None, validator=c.optional(c.ACTOR), eq=False)
 
 
 # Fields of a spec that a LoadTest stores; created_by is a claim, never stored.
-SPEC_FIELDS = tuple(a.name for a in attrs.fields(LoadTestSpec) if a.name != "created_by")
+SPEC_FIELDS = tuple(a.name for a in attrs.fields(_Definition))
 
 
-@attrs.frozen
-class LoadTest:
+@attrs.frozen(kw_only=True)
+class LoadTest(_Definition):
     """A load test definition: what to run, against what, on which cluster.
 
     Create one with :meth:`from_spec`; the library sets ``id``, ``version`` and
@@ -226,19 +232,7 @@ class LoadTest:
     """
 
     id: str = attrs.field(validator=c.OBJECT_ID)
-    name: str = attrs.field(validator=c.NAME)
-    tenant_id: str = attrs.field(validator=c.IDENT)
-    env_id: str = attrs.field(validator=c.IDENT)
-    locust_cluster_id: str = attrs.field(validator=c.IDENT)
-    target_url: str = attrs.field(validator=c.URL)
-    locustfile: str = attrs.field(validator=c.LOCUSTFILE)
-    default_users: int = attrs.field(validator=c.USERS)
-    default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
     audit: Audit
-    description: str = attrs.field(default="", validator=c.DESCRIPTION)
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
-    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
-    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
     baseline_run_id: str | None = attrs.field(default=None, validator=c.optional(c.OBJECT_ID))
     version: int = attrs.field(default=1, validator=c.VERSION)
 

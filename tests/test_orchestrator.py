@@ -18,20 +18,9 @@ import tenacity
 
 import loadmanager as lm
 from loadmanager.testing import ManualClock
+from loadmanager.testing.seed import seed_load_test_body
 
-SEED_BODY = {
-    "name": "API Load Test",
-    "description": "Tests API performance",
-    "tags": ["api", "prod"],
-    "tenantId": "tenant-1",
-    "envId": "prod",
-    "locustClusterId": "cluster-1",
-    "targetUrl": "https://api.example.com",
-    "locustfile": "loadtest.py",
-    "defaultUsers": 100,
-    "defaultSpawnRate": 10,
-    "createdBy": "user@example.com",
-}
+SEED_BODY = seed_load_test_body()
 ACTOR = "user@example.com"
 
 

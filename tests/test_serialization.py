@@ -11,22 +11,10 @@ import pytest
 
 import loadmanager as lm
 from loadmanager.testing import make_load_test, make_run, make_snapshot, make_summary
+from loadmanager.testing.seed import seed_load_test_body, seed_run_body
 
-# The seed's two example request bodies, exactly as written there.
-SEED_LOAD_TEST = {
-    "name": "API Load Test",
-    "description": "Tests API performance",
-    "tags": ["api", "prod"],
-    "tenantId": "tenant-1",
-    "envId": "prod",
-    "locustClusterId": "cluster-1",
-    "targetUrl": "https://api.example.com",
-    "locustfile": "loadtest.py",
-    "defaultUsers": 100,
-    "defaultSpawnRate": 10,
-    "createdBy": "user@example.com",
-}
-SEED_RUN = {"targetUsers": 200, "spawnRate": 20, "createdBy": "user@example.com"}
+SEED_LOAD_TEST = seed_load_test_body()
+SEED_RUN = seed_run_body()
 
 
 def errors_of(cls: type, data: Any) -> dict[str, str]:

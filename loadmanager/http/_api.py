@@ -13,7 +13,8 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +137,17 @@ def _unauthorized() -> ApiResponse:
         401, "Unauthorized", "valid credentials are required",
         headers={"WWW-Authenticate": 'Bearer realm="loadmanager"'},
     )  # fmt: skip
+
+
+@contextmanager
+def _precondition(expected: int | None) -> Iterator[None]:
+    """A stale version is 412 when the client named one (If-Match), else 409."""
+    try:
+        yield
+    except StaleVersionError as exc:
+        if expected is not None:
+            raise _PreconditionFailedError(str(exc)) from exc
+        raise
 
 
 def _etag(version: int) -> dict[str, str]:
@@ -306,27 +318,19 @@ class Api:
 
     def update_test(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         expected = self._if_match(request)
-        try:
+        with _precondition(expected):
             updated = self.orch.update_load_test(
                 test, self._json(request), actor=who.actor, expected_version=expected,
                 tenants=who.tenants,
             )  # fmt: skip
-        except StaleVersionError as exc:
-            if expected is not None:
-                raise _PreconditionFailedError(str(exc)) from exc
-            raise
         return ApiResponse(200, to_json(updated), _etag(updated.version))
 
     def delete_test(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         expected = self._if_match(request)
-        try:
+        with _precondition(expected):
             self.orch.delete_load_test(
                 test, actor=who.actor, expected_version=expected, tenants=who.tenants
             )
-        except StaleVersionError as exc:
-            if expected is not None:
-                raise _PreconditionFailedError(str(exc)) from exc
-            raise
         return ApiResponse(204)
 
     def trend(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
