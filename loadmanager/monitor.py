@@ -38,7 +38,7 @@ from .grammar import render
 from .locust.client import LocustClient
 from .locust.stats import LocustStats
 from .metrics import EndpointSummary, RunSummary
-from .models import LoadTest, LoadTestRun
+from .models import LoadTest, LoadTestRun, Threshold
 from .repositories import Storage
 from .status import RunStatus
 
@@ -157,6 +157,7 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.latest: dict[str, LocustStats] = {}
+        self._criteria: dict[str, tuple[Threshold, ...]] = {}
 
     # -- the background thread ----------------------------------------------
 
@@ -220,7 +221,7 @@ class Monitor:
                 due = self._due.get(run.id)
             if run.status is RunStatus.PENDING:
                 if now - run.audit.updated_at > self.pending_timeout:
-                    self._submit(run.id, now_mono + self.interval)
+                    self._submit(run, now_mono + self.interval)
                     submitted += 1
                 continue
             if due is not None and now_mono < due:
@@ -230,28 +231,28 @@ class Monitor:
             next_due = now_mono + self.interval
             if due is not None and now_mono - due < self.interval:
                 next_due = due + self.interval
-            self._submit(run.id, next_due)
+            self._submit(run, next_due)
             submitted += 1
         return submitted
 
-    def _submit(self, run_id: str, next_due: float) -> None:
+    def _submit(self, run: LoadTestRun, next_due: float) -> None:
         with self._lock:
-            self._in_flight.add(run_id)
-            self._due[run_id] = next_due
+            self._in_flight.add(run.id)
+            self._due[run.id] = next_due
         try:
-            self._pool.submit(self._poll_task, run_id)
+            self._pool.submit(self._poll_task, run)
         except RuntimeError:  # the pool shut down between the check and here
             with self._lock:
-                self._in_flight.discard(run_id)
+                self._in_flight.discard(run.id)
 
-    def _poll_task(self, run_id: str) -> None:
+    def _poll_task(self, run: LoadTestRun) -> None:
         try:
-            self.poll(run_id)
+            self.poll(run.id, known=run)
         except Exception:
-            log.exception("polling run %s failed", run_id)
+            log.exception("polling run %s failed", run.id)
         finally:
             with self._lock:
-                self._in_flight.discard(run_id)
+                self._in_flight.discard(run.id)
 
     def claim(self, run_id: str) -> bool:
         """Claim (or renew) monitoring of one run for this replica."""
@@ -261,9 +262,15 @@ class Monitor:
 
     # -- one poll -------------------------------------------------------------
 
-    def poll(self, run_id: str) -> LoadTestRun:
-        """Poll one run's master once, store a snapshot, and settle it if it ended."""
-        run = self._storage.runs.get(run_id)
+    def poll(self, run_id: str, *, known: LoadTestRun | None = None) -> LoadTestRun:
+        """Poll one run's master once, store a snapshot, and settle it if it ended.
+
+        Args:
+            known: The run as recently read, which saves reading it again. If it
+                changed since, every write below is compare-and-set on its
+                version, so a stale copy can only lose a write, never corrupt one.
+        """
+        run = known if known is not None else self._storage.runs.get(run_id)
         if not run.is_active:
             self._forget(run_id)
             return run
@@ -303,16 +310,28 @@ class Monitor:
                 return self._fail(run, f"Locust master unreachable while stopping: {exc}")
         return run
 
+    def _abort_criteria(self, run: LoadTestRun) -> tuple[Threshold, ...]:
+        # A run is judged by its test's criteria as they were when monitoring
+        # began; reading them once spares a read of the test on every poll.
+        cached = self._criteria.get(run.id)
+        if cached is None:
+            try:
+                thresholds = self._storage.load_tests.get(run.load_test_id).thresholds
+            except NotFoundError:
+                thresholds = ()
+            cached = self._criteria[run.id] = tuple(t for t in thresholds if t.abort_on_fail)
+        return cached
+
     def _check_abort(
         self, run: LoadTestRun, client: LocustClient, now: datetime
     ) -> LoadTestRun | None:
         """Stop the run at once if a criterion marked ``abort`` broke."""
+        aborting = self._abort_criteria(run)
+        if not aborting:
+            return None
         try:
             test = self._storage.load_tests.get(run.load_test_id)
         except NotFoundError:
-            return None
-        aborting = [t for t in test.thresholds if t.abort_on_fail]
-        if not aborting:
             return None
         longest = max(t.window or 0.0 for t in aborting)
         recent = self._storage.metrics.snapshots(
@@ -407,3 +426,4 @@ class Monitor:
         with self._lock:
             self._due.pop(run_id, None)
         self.latest.pop(run_id, None)
+        self._criteria.pop(run_id, None)
