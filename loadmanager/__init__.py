@@ -5,16 +5,17 @@ Everything a host needs is importable from here::
     import loadmanager as lm
 
     with lm.connect("sqlite:///loadmanager.db") as storage:
-        ...
+        orch = lm.Orchestrator(storage=storage, clusters=lm.ClusterRegistry({}))
 
 Importing this package performs no I/O and loads no optional dependency
 (pymongo, locust, pandas, matplotlib, starlette).
 """
 
-from . import http
+import importlib as _importlib
+import typing as _typing
+
 from ._serialization import from_json, to_json
 from .clock import Clock, IdFactory, new_id, utc_now
-from .clusters import ClusterConfig, ClusterRegistry
 from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
 from .errors import (
     ActiveRunError,
@@ -39,9 +40,6 @@ from .errors import (
 )
 from .exports import to_csv, to_dataframe
 from .filters import LoadTestFilter, RunFilter
-from .locust.client import LocustClient
-from .locust.local import LocalCluster, LocalClusterError
-from .locust.stats import LocustStats
 from .metrics import (
     EndpointStats,
     EndpointSummary,
@@ -60,7 +58,6 @@ from .models import (
     RunParameters,
     Threshold,
 )
-from .orchestrator import Orchestrator
 from .plotting import plot_comparison, plot_run, save_png
 from .queries import TrendPoint
 from .report import render_report, write_report
@@ -68,6 +65,43 @@ from .repositories import LoadTestRepository, LoadTestRunRepository, MetricsRepo
 from .status import TRANSITIONS, RunStatus
 from .storage import connect
 from .verdicts import CriterionResult, Outcome, Verdict
+
+# What needs httpx and tenacity (the Locust client, the Orchestrator, the HTTP
+# API) loads on first use: `import loadmanager` stays cheap for hosts that only
+# use the models and storage (bench/bench_import_time.py measures it).
+_LAZY = {
+    "ClusterConfig": "loadmanager.clusters",
+    "ClusterRegistry": "loadmanager.clusters",
+    "LocalCluster": "loadmanager.locust.local",
+    "LocalClusterError": "loadmanager.locust.local",
+    "LocustClient": "loadmanager.locust.client",
+    "LocustStats": "loadmanager.locust.stats",
+    "Orchestrator": "loadmanager.orchestrator",
+    "http": "loadmanager.http",
+}
+
+if _typing.TYPE_CHECKING:
+    from . import http
+    from .clusters import ClusterConfig, ClusterRegistry
+    from .locust.client import LocustClient
+    from .locust.local import LocalCluster, LocalClusterError
+    from .locust.stats import LocustStats
+    from .orchestrator import Orchestrator
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'loadmanager' has no attribute {name!r}")
+    module = _importlib.import_module(module_name)
+    value = module if name == "http" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0.dev0"
 
