@@ -358,3 +358,41 @@ def test_a_closed_orchestrator_refuses_work(orch: lm.Orchestrator) -> None:
 def test_the_seed_example_is_a_valid_json_document_after_create(orch: lm.Orchestrator) -> None:
     doc = lm.to_json(create(orch))
     assert json.loads(json.dumps(doc))["createdBy"] == ACTOR
+
+
+def test_one_slow_master_does_not_delay_the_others() -> None:
+    """Polls run in a pool: a master that hangs for seconds costs only its own run."""
+    import time
+
+    fast, slow = FakeMaster(), FakeMaster()
+    original = slow.handle
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stats/requests"):
+            time.sleep(3)
+        return original(request)
+
+    slow.handle = hang  # type: ignore[method-assign]
+    masters = {"http://fast": fast, "http://slow": slow}
+
+    def factory(config: lm.ClusterConfig) -> lm.LocustClient:
+        return masters[config.url].factory(config)
+
+    with (
+        lm.connect("memory://") as storage,
+        lm.Orchestrator(
+            storage=storage,
+            clusters=lm.ClusterRegistry({"fast": "http://fast", "slow": "http://slow"}),
+            client_factory=factory,
+            poll_interval=0.5,
+        ) as orch,
+    ):
+        runs = {
+            name: orch.start_run(create(orch, locustClusterId=name).id, actor=ACTOR)
+            for name in ("slow", "fast")
+        }
+        time.sleep(2.6)
+        fast_snaps = len(orch.snapshots(runs["fast"].id))
+        slow_snaps = len(orch.snapshots(runs["slow"].id))
+    assert fast_snaps >= 4, fast_snaps  # about one every 0.5 s
+    assert slow_snaps <= 1, slow_snaps
