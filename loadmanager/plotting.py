@@ -35,12 +35,14 @@ def plot_run(series: Sequence[SeriesBucket], title: str = "run") -> Any:
         x = [(b.start - t0).total_seconds() for b in series]
         users.plot(x, [b.user_count.avg for b in series], color="tab:blue")
         users.set_ylabel("users")
-        rates.plot(x, [b.current_rps.avg for b in series], label="rps", color="tab:green")
-        rates.plot(
-            x, [b.current_fail_per_sec.avg for b in series], label="failures/s", color="tab:red"
-        )
-        rates.set_ylabel("per second")
-        rates.legend(loc="upper left")
+        rates.plot(x, [b.current_rps.avg for b in series], color="tab:green")
+        rates.set_ylabel("requests/s", color="tab:green")
+        # Failures are usually a tiny fraction of requests: on a shared axis they
+        # would hug zero, so they get their own scale on the right.
+        failures = rates.twinx()
+        failures.plot(x, [b.current_fail_per_sec.avg for b in series], color="tab:red")
+        failures.set_ylabel("failures/s", color="tab:red")
+        failures.set_ylim(bottom=0)
         times.plot(x, [b.current_p50.avg for b in series], label="p50", color="tab:purple")
         times.plot(x, [b.current_p95.avg for b in series], label="p95", color="tab:orange")
         times.set_ylabel("ms")
