@@ -24,22 +24,35 @@ svg{background:#fafafa;border:1px solid #ddd}
 
 
 def _svg_chart(
-    series: Sequence[SeriesBucket], lines: Sequence[tuple[str, str, str]], title: str
+    series: Sequence[SeriesBucket],
+    lines: Sequence[tuple[str, str, str]],
+    title: str,
+    *,
+    own_scales: bool = False,
 ) -> str:
-    """An inline SVG line chart; ``lines`` are (attribute, label, colour)."""
+    """An inline SVG line chart; ``lines`` are (attribute, label, colour).
+
+    With ``own_scales`` each line is scaled to its own maximum, named in the
+    legend: failures per second drawn on the scale of requests per second would
+    lie flat on zero. Lines of one unit (p50 and p95) share a scale.
+    """
     width, height, pad = 720, 180, 36
     if not series:
         return "<p>(no snapshots)</p>"
+    every = [getattr(b, attr).avg for b in series for attr, _, _ in lines]
+    shared_top = max([v for v in every if v is not None] or [0.0]) or 1.0
     t0, t1 = series[0].start, series[-1].start
     span = max((t1 - t0).total_seconds(), 1e-9)
-    values = [getattr(b, attr).avg for b in series for attr, _, _ in lines]
-    top = max([v for v in values if v is not None] or [1.0]) or 1.0
     parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="{_html.esc(title)}">']
-    parts.append(f'<text x="{pad}" y="14" font-size="12">{_html.esc(title)} (max {top:.4g})</text>')
+    heading = title if own_scales else f"{title} (max {shared_top:.4g})"
+    parts.append(f'<text x="{pad}" y="14" font-size="12">{_html.esc(heading)}</text>')
     for n, (attr, label, colour) in enumerate(lines):
+        values = [getattr(b, attr).avg for b in series]
+        top = shared_top
+        if own_scales:
+            top = max([v for v in values if v is not None] or [0.0]) or 1.0
         points = []
-        for b in series:
-            v = getattr(b, attr).avg
+        for b, v in zip(series, values, strict=True):
             if v is None:
                 continue
             x = pad + (width - 2 * pad) * (b.start - t0).total_seconds() / span
@@ -48,8 +61,8 @@ def _svg_chart(
         drawn = " ".join(points)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{drawn}"/>')
         parts.append(
-            f'<text x="{width - pad - 120 + 60 * n}" y="14" font-size="11" fill="{colour}">'
-            f"{_html.esc(label)}</text>"
+            f'<text x="{width - pad - 250 + 130 * n}" y="14" font-size="11" fill="{colour}">'
+            f"{_html.esc(label)}{f' (max {top:.4g})' if own_scales else ''}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -63,7 +76,7 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
         "<p>No thresholds: no verdict.</p>"
         if verdict is None
         else f'<p class="{verdict.outcome.value}"><b>Verdict: {verdict.outcome.value}</b></p>'
-        + verdict._repr_html_()
+        + verdict.results_html()
     )
     summary_html = (
         run.summary._repr_html_()
@@ -77,6 +90,7 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
                 series,
                 [("current_rps", "rps", "#2ca02c"), ("current_fail_per_sec", "fail/s", "#d62728")],
                 "requests and failures per second",
+                own_scales=True,
             ),
             _svg_chart(
                 series,

@@ -86,6 +86,10 @@ class Verdict:
         return self.outcome is Outcome.PASSED
 
     def _repr_html_(self) -> str:
+        return f"<b>verdict: {_html.esc(self.outcome.value)}</b>" + self.results_html()
+
+    def results_html(self) -> str:
+        """The criteria, their observed figures and outcomes, as an HTML table."""
         rows = [
             [
                 r.criterion,
@@ -95,8 +99,7 @@ class Verdict:
             ]
             for r in self.results
         ]
-        head = f"<b>verdict: {_html.esc(self.outcome.value)}</b>"
-        return head + _html.table(["criterion", "observed", "outcome", "why"], rows)
+        return _html.table(["criterion", "observed", "outcome", "why"], rows)
 
     @property
     def exit_code(self) -> int:
