@@ -8,15 +8,16 @@ an average of percentiles is not a percentile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
 
 from . import _constraints as c
 from . import _html
+from .status import MasterState
 
 __all__ = [
+    "EndpointKey",
     "EndpointStats",
     "EndpointSummary",
     "MetricSnapshot",
@@ -29,16 +30,25 @@ __all__ = [
 _OPT_MEASURE = c.optional(c.MEASURE)
 
 
-def _endpoint_rows(rows: Iterable[EndpointStats]) -> tuple[EndpointStats, ...]:
-    return tuple(rows)
+class EndpointKey:
+    """How every row of per-endpoint figures is named: ``"METHOD name"``.
 
+    Thresholds, comparisons and series all look endpoints up by this key; the
+    aggregated row has an empty method, so its key is its name.
+    """
 
-def _summary_rows(rows: Iterable[EndpointSummary]) -> tuple[EndpointSummary, ...]:
-    return tuple(rows)
+    __slots__ = ()
+    method: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        """``"METHOD name"``."""
+        return f"{self.method} {self.name}".strip()
 
 
 @attrs.frozen
-class EndpointStats:
+class EndpointStats(EndpointKey):
     """One endpoint's row in a live snapshot (times in milliseconds).
 
     ``median``, ``p95`` and ``p99`` are Locust's cumulative percentiles for the
@@ -58,11 +68,6 @@ class EndpointStats:
     p95_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
     p99_response_time: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
 
-    @property
-    def key(self) -> str:
-        """``"METHOD name"``, how thresholds and comparisons name an endpoint."""
-        return f"{self.method} {self.name}".strip()
-
 
 @attrs.frozen
 class MetricSnapshot:
@@ -71,7 +76,11 @@ class MetricSnapshot:
     Attributes:
         load_test_run_id: The run the snapshot belongs to.
         timestamp: When it was taken (UTC, millisecond precision).
-        state: Locust's runner state (``spawning``, ``running``, ``stopped``...).
+        state: What the master was doing (``spawning``, ``running``, ``stopped``...).
+        slot: The poll slot: whole poll intervals since the run started. A run
+            keeps at most one snapshot per slot, so two replicas that poll in
+            the same slot store it once. ``None`` for snapshots not taken by
+            the Monitor (imports, tests), which are never deduplicated.
         current_rps: Requests per second over Locust's recent window.
         current_fail_per_sec: Failures per second over the same window.
         current_p50: Locust's current 50th percentile response time (ms).
@@ -83,7 +92,7 @@ class MetricSnapshot:
 
     load_test_run_id: str = attrs.field(validator=c.OBJECT_ID)
     timestamp: datetime = attrs.field(validator=c.TIME)
-    state: str
+    state: MasterState = attrs.field(converter=MasterState)
     user_count: int = attrs.field(validator=c.COUNT)
     worker_count: int = attrs.field(validator=c.COUNT)
     current_rps: float = attrs.field(validator=c.MEASURE)
@@ -92,7 +101,8 @@ class MetricSnapshot:
     total_failures: int = attrs.field(validator=c.COUNT)
     current_p50: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
     current_p95: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
-    endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=_endpoint_rows)
+    endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=c.as_tuple)
+    slot: int | None = attrs.field(default=None, validator=c.optional(c.COUNT))
 
 
 @attrs.frozen
@@ -116,7 +126,7 @@ class Percentiles:
 
 
 @attrs.frozen
-class EndpointSummary:
+class EndpointSummary(EndpointKey):
     """One endpoint's (or the aggregated row's) cumulative figures at the end."""
 
     method: str
@@ -133,11 +143,6 @@ class EndpointSummary:
     percentiles: Percentiles = Percentiles()
 
     @property
-    def key(self) -> str:
-        """``"METHOD name"``; the aggregated row has an empty method."""
-        return f"{self.method} {self.name}".strip()
-
-    @property
     def error_rate(self) -> float:
         """Failures over requests, 0.0 when there was no request."""
         return self.num_failures / self.num_requests if self.num_requests else 0.0
@@ -149,7 +154,7 @@ class RunSummary:
 
     taken_at: datetime = attrs.field(validator=c.TIME)
     aggregated: EndpointSummary
-    endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=_summary_rows)
+    endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=c.as_tuple)
 
     def endpoint(self, key: str) -> EndpointSummary | None:
         """The row of ``"METHOD name"``, or ``None``."""

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "TRANSITIONS", "RunStatus"]
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "TRANSITIONS", "MasterState", "RunStatus"]
 
 
 class RunStatus(str, enum.Enum):
@@ -60,3 +60,38 @@ TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = MappingProxyType(
 
 TERMINAL_STATUSES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 ACTIVE_STATUSES = frozenset(RunStatus) - TERMINAL_STATUSES
+
+
+class MasterState(str, enum.Enum):
+    """What a load generator's master says it is doing, in loadmanager's words.
+
+    The Locust adapter maps its runner states onto these; nothing past it sees
+    Locust's own strings. ``UNKNOWN`` stands for a state this version does not know.
+    """
+
+    READY = "ready"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CLEANUP = "cleanup"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+    @property
+    def generating_load(self) -> bool:
+        """Users are being started or are running."""
+        return self in (MasterState.SPAWNING, MasterState.RUNNING)
+
+    @property
+    def ended(self) -> bool:
+        """The load stopped and the master still holds the run's figures."""
+        return self is MasterState.STOPPED
+
+    @property
+    def lost(self) -> bool:
+        """The master runs nothing and holds no run (restarted, or never started)."""
+        return self in (MasterState.READY, MasterState.MISSING)
+
+    def __str__(self) -> str:
+        return self.value

@@ -40,6 +40,7 @@ def test_migrate_creates_the_layout_then_changes_nothing(mongo_url: str) -> None
             "load_tests",
             "load_test_runs",
             "metrics_timeseries",
+            "metrics_slots",
             "run_monitors",
         }
         assert first.changed

@@ -15,8 +15,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .._constraints import is_finite_number, is_whole
 from ..errors import LocustRejectedError, LocustResponseError
 from ..metrics import EndpointSummary, Percentiles
+from ..status import MasterState
 from .stats import (
     LocustErrorRow,
     LocustExceptionRow,
@@ -109,7 +111,7 @@ def _num(doc: Mapping[str, Any], key: str, default: float | None = None) -> floa
     value = doc.get(key, default)
     if value is None and default is not None:
         value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise _Bad(f"{key!r} should be a number")
     return float(value)
 
@@ -123,7 +125,7 @@ def _opt_num(doc: Mapping[str, Any], key: str) -> float | None:
 
 def _int(doc: Mapping[str, Any], key: str, default: int | None = None) -> int:
     value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_whole(value):
         raise _Bad(f"{key!r} should be a whole number")
     return value
 
@@ -184,6 +186,18 @@ def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
+# Locust's runner states (locust/runners.py), the only place they are spelled.
+_STATES = {
+    "ready": MasterState.READY,
+    "spawning": MasterState.SPAWNING,
+    "running": MasterState.RUNNING,
+    "stopping": MasterState.STOPPING,
+    "stopped": MasterState.STOPPED,
+    "cleanup": MasterState.CLEANUP,
+    "missing": MasterState.MISSING,
+}
+
+
 def parse_stats(body: str, url: str) -> LocustStats:
     """``GET /stats/requests``."""
     try:
@@ -193,7 +207,7 @@ def parse_stats(body: str, url: str) -> LocustStats:
         percentiles = doc.get("current_response_time_percentiles") or {}
         percentiles = _object(percentiles)
         return LocustStats(
-            state=_str(doc, "state"),
+            state=_STATES.get(_str(doc, "state"), MasterState.UNKNOWN),
             user_count=_int(doc, "user_count", 0),
             worker_count=_int(doc, "worker_count", 0),
             workers=tuple(_worker(w) for w in _list(doc, "workers")),

@@ -10,7 +10,8 @@ from datetime import datetime
 
 import attrs
 
-from ..metrics import EndpointStats, MetricSnapshot
+from ..metrics import EndpointKey, EndpointStats, MetricSnapshot
+from ..status import MasterState
 
 __all__ = [
     "LocustErrorRow",
@@ -23,7 +24,7 @@ __all__ = [
 
 
 @attrs.frozen
-class LocustRow:
+class LocustRow(EndpointKey):
     """One row of ``/stats/requests`` (an endpoint, or the aggregated total)."""
 
     method: str
@@ -41,11 +42,6 @@ class LocustRow:
     total_rps: float
     total_fail_per_sec: float
     avg_content_length: float
-
-    @property
-    def key(self) -> str:
-        """``"METHOD name"`` (the aggregated row has no method)."""
-        return f"{self.method} {self.name}".strip()
 
     def to_endpoint_stats(self) -> EndpointStats:
         """This row as a snapshot's endpoint row."""
@@ -102,15 +98,14 @@ class LocustStats:
     """The master's ``/stats/requests`` answer.
 
     Attributes:
-        state: The runner state: ``ready``, ``spawning``, ``running``,
-            ``stopping``, ``stopped``, ``cleanup`` or ``missing``.
+        state: The master's state, mapped from Locust's runner state.
         current_p50: The aggregated current 50th percentile (ms), if any.
         current_p95: The aggregated current 95th percentile (ms), if any.
         endpoints: One row per endpoint, the aggregated row excluded.
         aggregated: The ``Aggregated`` row.
     """
 
-    state: str
+    state: MasterState
     user_count: int
     worker_count: int
     workers: tuple[WorkerInfo, ...]
@@ -129,12 +124,13 @@ class LocustStats:
         """The row of ``"METHOD name"``, or ``None``."""
         return next((r for r in self.endpoints if r.key == key), None)
 
-    def to_snapshot(self, run_id: str, at: datetime) -> MetricSnapshot:
-        """These figures as a run's snapshot at ``at``."""
+    def to_snapshot(self, run_id: str, at: datetime, slot: int | None = None) -> MetricSnapshot:
+        """These figures as a run's snapshot at ``at`` (in poll ``slot``)."""
         agg = self.aggregated
         return MetricSnapshot(
             load_test_run_id=run_id,
             timestamp=at,
+            slot=slot,
             state=self.state,
             user_count=self.user_count,
             worker_count=self.worker_count,

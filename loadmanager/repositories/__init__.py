@@ -6,6 +6,18 @@ live in their own modules so that importing this package pulls in no driver:
 ``memory`` (reference), ``sqlite`` (embedded default) and ``mongo`` (pymongo).
 """
 
-from ._protocols import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
+from ._protocols import (
+    LoadTestRepository,
+    LoadTestRunRepository,
+    MetricsRepository,
+    MonitorClaim,
+    Storage,
+)
 
-__all__ = ["LoadTestRepository", "LoadTestRunRepository", "MetricsRepository", "Storage"]
+__all__ = [
+    "LoadTestRepository",
+    "LoadTestRunRepository",
+    "MetricsRepository",
+    "MonitorClaim",
+    "Storage",
+]

@@ -19,14 +19,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
+import attrs
+
+from .._constraints import is_whole
 from ..errors import ValidationError
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 
-__all__ = ["LoadTestRepository", "LoadTestRunRepository", "MetricsRepository", "Storage"]
+__all__ = [
+    "LoadTestRepository",
+    "LoadTestRunRepository",
+    "MetricsRepository",
+    "MonitorClaim",
+    "Storage",
+]
+
+
+@attrs.frozen
+class MonitorClaim:
+    """Which replica monitors an active run, and until when (unless it renews)."""
+
+    owner: str
+    expires_at: datetime
 
 
 @runtime_checkable
@@ -103,17 +120,25 @@ class LoadTestRunRepository(Protocol):
         """Give up the monitoring claim if ``owner`` holds it."""
         ...
 
+    def monitor_of(self, run_id: str) -> MonitorClaim | None:
+        """The run's monitoring claim as stored (possibly expired), if any."""
+        ...
+
 
 @runtime_checkable
 class MetricsRepository(Protocol):
     """Stores the snapshots of runs and answers time-series queries."""
 
-    def add(self, snapshot: MetricSnapshot) -> None:
-        """Store one snapshot."""
+    def add(self, snapshot: MetricSnapshot) -> bool:
+        """Store one snapshot; ``False`` (and nothing written) if its slot is taken.
+
+        A run keeps at most one snapshot per ``slot``; snapshots without a slot
+        are always stored.
+        """
         ...
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
-        """Store many snapshots in one go; returns how many."""
+        """Store many snapshots in one go; returns how many were stored."""
         ...
 
     def snapshots(
@@ -184,7 +209,26 @@ class Storage(Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
+Versioned = TypeVar("Versioned", LoadTest, LoadTestRun)
+
+
+def bumped(model: Versioned) -> Versioned:
+    """The object as an update stores it: one version higher."""
+    return attrs.evolve(model, version=model.version + 1)
+
+
+class AddsOne:
+    """``add`` in terms of ``add_many``, for metrics repositories."""
+
+    def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        raise NotImplementedError
+
+    def add(self, snapshot: MetricSnapshot) -> bool:
+        """Store one snapshot; ``False`` if its slot was taken."""
+        return self.add_many([snapshot]) == 1
+
+
 def check_buckets(buckets: int) -> None:
     """Refuse a bucket count no backend should try to compute."""
-    if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 100_000:
+    if not is_whole(buckets) or not 1 <= buckets <= 100_000:
         raise ValidationError.single("buckets", "must be a whole number from 1 to 100000")

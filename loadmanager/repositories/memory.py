@@ -11,8 +11,6 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-import attrs
-
 from ..clock import to_millis
 from ..errors import (
     ActiveRunError,
@@ -24,7 +22,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
 from ._series import python_series, snapshot_values, window_for
 
 __all__ = [
@@ -42,6 +40,7 @@ class _State:
         self.runs: dict[str, LoadTestRun] = {}
         self.snapshots: dict[str, list[MetricSnapshot]] = {}
         self.monitors: dict[str, tuple[str, datetime]] = {}
+        self.slots: dict[str, set[int]] = {}
 
 
 def _order(created_at: datetime, object_id: str) -> tuple[int, str]:
@@ -98,7 +97,7 @@ class MemoryLoadTestRepository:
             current = self.get(test.id)
             if current.version != test.version:
                 raise StaleVersionError("LoadTest", test.id, test.version, current.version)
-            stored = attrs.evolve(test, version=test.version + 1)
+            stored = bumped(test)
             self._s.tests[test.id] = stored
             return stored
 
@@ -111,6 +110,7 @@ class MemoryLoadTestRepository:
                 raise ActiveRunError(test_id, active.id)
             for run in runs:
                 self._s.snapshots.pop(run.id, None)
+                self._s.slots.pop(run.id, None)
                 self._s.monitors.pop(run.id, None)
                 del self._s.runs[run.id]
             del self._s.tests[test_id]
@@ -157,7 +157,7 @@ class MemoryLoadTestRunRepository:
                 holder = self.active_on_cluster(run.locust_cluster_id)
                 if holder is not None:
                     raise ClusterBusyError(run.locust_cluster_id, holder.id)
-            stored = attrs.evolve(run, version=run.version + 1)
+            stored = bumped(run)
             self._s.runs[run.id] = stored
             return stored
 
@@ -195,29 +195,38 @@ class MemoryLoadTestRunRepository:
             if holder is not None and holder[0] == owner:
                 del self._s.monitors[run_id]
 
+    def monitor_of(self, run_id: str) -> MonitorClaim | None:
+        with self._s.lock:
+            holder = self._s.monitors.get(run_id)
+        return None if holder is None else MonitorClaim(holder[0], holder[1])
 
-class MemoryMetricsRepository:
+
+class MemoryMetricsRepository(AddsOne):
     """Snapshots in per-run lists kept in time order."""
 
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    def add(self, snapshot: MetricSnapshot) -> None:
-        self.add_many([snapshot])
-
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
+        stored = 0
         with self._s.lock:
             missing = sorted({s.load_test_run_id for s in items} - self._s.runs.keys())
             if missing:
                 raise NotFoundError("LoadTestRun", missing[0])
             for snap in items:
+                if snap.slot is not None:
+                    taken = self._s.slots.setdefault(snap.load_test_run_id, set())
+                    if snap.slot in taken:
+                        continue
+                    taken.add(snap.slot)
+                stored += 1
                 series = self._s.snapshots.setdefault(snap.load_test_run_id, [])
                 if not series or series[-1].timestamp <= snap.timestamp:
                     series.append(snap)  # the usual case: snapshots arrive in order
                 else:
                     bisect.insort(series, snap, key=lambda s: s.timestamp)
-        return len(items)
+        return stored
 
     def snapshots(
         self,

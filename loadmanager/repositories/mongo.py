@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .._naming import camel
 from .._serialization import make_converter
-from ..clock import to_millis
+from ..clock import from_millis, to_millis
 from ..errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -53,7 +53,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -72,6 +72,7 @@ LOAD_TESTS = "load_tests"
 RUNS = "load_test_runs"
 METRICS = "metrics_timeseries"
 MONITORS = "run_monitors"
+SLOTS = "metrics_slots"
 LEGACY_COLLECTIONS = ("test_runs",)
 """Collections of the seed's earlier design, dropped by :func:`migrate`."""
 
@@ -100,6 +101,7 @@ _INDEXES: tuple[tuple[str, str, list[tuple[str, int]], dict[str, Any]], ...] = (
     ("load_test_runs_cluster", RUNS, [("locustClusterId", 1), ("createdMs", 1)], {}),
     ("load_test_runs_started", RUNS, [("startedMs", 1)], {}),
     ("metrics_timeseries_run_ts", METRICS, [("loadTestRunId", 1), ("tsMs", 1)], {}),
+    ("metrics_slots_run", SLOTS, [("loadTestRunId", 1)], {}),
 )
 
 
@@ -176,7 +178,7 @@ class MongoLoadTestRepository:
         return _from_doc(doc, LoadTest)
 
     def update(self, test: LoadTest) -> LoadTest:
-        stored = attrs.evolve(test, version=test.version + 1)
+        stored = bumped(test)
         with _mapped("updating a load test"):
             result = self._col.replace_one(
                 {"_id": _eq(test.id), "version": _eq(test.version)}, _test_doc(stored)
@@ -204,6 +206,7 @@ class MongoLoadTestRepository:
             if run_ids:
                 self._db[METRICS].delete_many({"loadTestRunId": _in(run_ids)})
                 self._db[MONITORS].delete_many({"_id": _in(run_ids)})
+                self._db[SLOTS].delete_many({"loadTestRunId": _in(run_ids)})
                 runs.delete_many({"loadTestId": _eq(test_id)})
             self._col.delete_one({"_id": _eq(test_id)})
 
@@ -259,7 +262,7 @@ class MongoLoadTestRunRepository:
         return _from_doc(doc, LoadTestRun)
 
     def update(self, run: LoadTestRun) -> LoadTestRun:
-        stored = attrs.evolve(run, version=run.version + 1)
+        stored = bumped(run)
         with _mapped("updating a run"):
             try:
                 result = self._col.replace_one(
@@ -336,16 +339,46 @@ class MongoLoadTestRunRepository:
         with _mapped("releasing a run's monitor"):
             self._db[MONITORS].delete_one({"_id": _eq(run_id), "owner": _eq(owner)})
 
+    def monitor_of(self, run_id: str) -> MonitorClaim | None:
+        with _mapped("reading a run's monitor"):
+            doc = self._db[MONITORS].find_one({"_id": _eq(run_id)})
+        if doc is None:
+            return None
+        return MonitorClaim(str(doc["owner"]), from_millis(int(doc["expiresMs"])))
 
-class MongoMetricsRepository:
+
+class MongoMetricsRepository(AddsOne):
     """Snapshots in ``metrics_timeseries``; series are an aggregation pipeline."""
 
     def __init__(self, db: Any) -> None:
         self._db = db
         self._col = db[METRICS]
 
-    def add(self, snapshot: MetricSnapshot) -> None:
-        self.add_many([snapshot])
+    def _take_slots(self, items: list[MetricSnapshot]) -> list[MetricSnapshot]:
+        """The snapshots whose (run, slot) this call claimed first.
+
+        A time-series collection takes no unique index, so the slots are taken
+        in their own collection, whose ``_id`` is the unique key. A crash between
+        taking a slot and storing its snapshot loses that snapshot; it never
+        stores one twice.
+        """
+        slotted = [s for s in items if s.slot is not None]
+        if not slotted:
+            return items
+        docs = [
+            {"_id": f"{s.load_test_run_id}/{s.slot}", "loadTestRunId": s.load_test_run_id}
+            for s in slotted
+        ]
+        refused: set[int] = set()
+        try:
+            self._db[SLOTS].insert_many(docs, ordered=False)
+        except pymongo_errors.BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != 11000:  # not a duplicate key: a real failure
+                    raise
+                refused.add(int(error["index"]))
+        taken = {id(s) for i, s in enumerate(slotted) if i not in refused}
+        return [s for s in items if s.slot is None or id(s) in taken]
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
@@ -359,6 +392,9 @@ class MongoMetricsRepository:
             missing = sorted(run_ids - known)
             if missing:
                 raise NotFoundError("LoadTestRun", missing[0])
+            items = self._take_slots(items)
+            if not items:
+                return 0
             docs = []
             for snap in items:
                 doc: dict[str, Any] = _CONVERTER.unstructure(snap)
@@ -525,7 +561,7 @@ def migrate(db: Any) -> MigrationReport:
         for name in dropped:
             db.drop_collection(name)
         created: list[str] = []
-        for name in (LOAD_TESTS, RUNS, MONITORS):
+        for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS):
             if name not in existing:
                 db.create_collection(name)
                 created.append(name)

@@ -21,12 +21,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
-import attrs
 import tenacity
 
 from .._naming import camel
 from .._serialization import make_converter
-from ..clock import to_millis
+from ..clock import from_millis, to_millis
 from ..errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -38,7 +37,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -118,6 +117,13 @@ _MIGRATIONS: tuple[str, ...] = (
         run_id, ts_ms, user_count, current_rps, current_fail_per_sec, current_p50, current_p95
     );
     DROP INDEX metrics_timeseries_run_ts;
+    """,
+    # 4: poll slots. A run keeps one snapshot per slot, so two replicas polling
+    # in the same slot store it once; snapshots without a slot are not limited.
+    """
+    ALTER TABLE metrics_timeseries ADD COLUMN slot INTEGER;
+    CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
+        WHERE slot IS NOT NULL;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -289,7 +295,7 @@ class SqliteLoadTestRepository:
         return _loads(row[0], LoadTest)
 
     def update(self, test: LoadTest) -> LoadTest:
-        stored = _bumped(test)
+        stored = bumped(test)
 
         def change(conn: sqlite3.Connection) -> LoadTest:
             cursor = conn.execute(
@@ -424,7 +430,7 @@ class SqliteLoadTestRunRepository:
         return _loads(row[0], LoadTestRun)
 
     def update(self, run: LoadTestRun) -> LoadTestRun:
-        stored = _bumped(run)
+        stored = bumped(run)
 
         def change(conn: sqlite3.Connection) -> LoadTestRun:
             try:
@@ -512,15 +518,23 @@ class SqliteLoadTestRunRepository:
             )
         )
 
+    def monitor_of(self, run_id: str) -> MonitorClaim | None:
+        row = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT monitor_owner, monitor_expires_ms FROM load_test_runs WHERE id = ?",
+                (run_id,),
+            ).fetchone()
+        )
+        if row is None or row[0] is None:
+            return None
+        return MonitorClaim(row[0], from_millis(row[1]))
 
-class SqliteMetricsRepository:
+
+class SqliteMetricsRepository(AddsOne):
     """Snapshots in ``metrics_timeseries``; series are a GROUP BY in SQL."""
 
     def __init__(self, db: _Database) -> None:
         self._db = db
-
-    def add(self, snapshot: MetricSnapshot) -> None:
-        self.add_many([snapshot])
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         rows = [
@@ -529,23 +543,27 @@ class SqliteMetricsRepository:
                 to_millis(s.timestamp),
                 *(getattr(s, f) for f in SERIES_FIELDS),
                 _dumps(s),
+                s.slot,
             )
             for s in snapshots
         ]
 
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: sqlite3.Connection) -> int:
             try:
+                # OR IGNORE skips a taken slot; a missing run still fails, as
+                # foreign keys are outside ON CONFLICT.
+                before = conn.total_changes
                 conn.executemany(
-                    "INSERT INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    "INSERT OR IGNORE INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
                 )
+                return conn.total_changes - before
             except sqlite3.IntegrityError as exc:
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
                 raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
 
-        if rows:
-            self._db.write(insert)
-        return len(rows)
+        return self._db.write(insert) if rows else 0
 
     def snapshots(
         self,
@@ -653,10 +671,6 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
     if not items:
         return "0"
     return f"{column} IN ({', '.join('?' * len(items))})"
-
-
-def _bumped(model: T) -> T:
-    return attrs.evolve(model, version=model.version + 1)  # type: ignore[attr-defined,misc]
 
 
 def _raise_missing_or_stale(

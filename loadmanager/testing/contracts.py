@@ -390,6 +390,19 @@ class MonitorClaimContract:
             t.join()
         assert len(won) == 1
 
+    def test_the_stored_claim_can_be_read(self, storage: Storage) -> None:
+        run = storage.runs.add(
+            make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
+        )
+        assert storage.runs.monitor_of(run.id) is None
+        storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=timedelta(seconds=3))
+        claim = storage.runs.monitor_of(run.id)
+        assert claim is not None
+        assert (claim.owner, claim.expires_at) == ("a", _at(3))
+        storage.runs.release_monitor(run.id, "a")
+        assert storage.runs.monitor_of(run.id) is None
+        assert storage.runs.monitor_of("ghost") is None
+
 
 class MetricsContract:
     """Snapshots: storage, ranges and the downsampled series."""
@@ -417,6 +430,42 @@ class MetricsContract:
         assert storage.metrics.snapshots("run1") == sorted(snaps, key=lambda s: s.timestamp)
         assert storage.metrics.count("run1") == 3
         assert storage.metrics.count("none") == 0
+
+    def test_a_second_snapshot_of_one_slot_is_a_no_op(self, storage: Storage, runs: None) -> None:
+        first = make_snapshot("r", _at(0.9), slot=0)
+        assert storage.metrics.add(first) is True
+        assert storage.metrics.add(make_snapshot("r", _at(1.1), slot=0, user_count=99)) is False
+        batch = [make_snapshot("r", _at(t), slot=slot) for t, slot in ((2, 1), (2.5, 1), (4, 2))]
+        assert storage.metrics.add_many(batch) == 2
+        assert storage.metrics.add(make_snapshot("run1", _at(0.5), slot=0))  # another run
+        assert [(s.slot, s.user_count) for s in storage.metrics.snapshots("r")] == [
+            (0, first.user_count),
+            (1, 10),
+            (2, 10),
+        ]
+
+    def test_snapshots_without_a_slot_are_never_deduplicated(
+        self, storage: Storage, runs: None
+    ) -> None:
+        assert storage.metrics.add(make_snapshot("r", _at(0)))
+        assert storage.metrics.add(make_snapshot("r", _at(0)))
+        assert storage.metrics.count("r") == 2
+
+    def test_racing_writers_of_one_slot_store_it_once(self, storage: Storage, runs: None) -> None:
+        barrier = threading.Barrier(6)
+        stored: list[bool] = []
+
+        def write(n: int) -> None:
+            barrier.wait()
+            stored.append(storage.metrics.add(make_snapshot("r", _at(n / 10), slot=7)))
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(stored) == [False] * 5 + [True]
+        assert storage.metrics.count("r") == 1
 
     def test_snapshot_range_is_start_inclusive_end_exclusive(
         self, storage: Storage, runs: None
