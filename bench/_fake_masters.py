@@ -1,7 +1,8 @@
 """Many simulated Locust masters in one process, for the monitor fan-out benchmark.
 
 Each listens on its own 127.0.0.1 port and answers the routes the Monitor uses
-with bodies captured from a real run (bench/data), made distinct per master.
+with bodies captured from a real run (loadmanager/testing/data), made distinct
+per master.
 Not a test double for correctness: only for measuring the Monitor at scale.
 
     python bench/_fake_masters.py COUNT PORTS_FILE
@@ -15,7 +16,7 @@ import resource
 import sys
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "loadmanager" / "testing" / "data"
 
 
 def bodies(index: int) -> dict[str, bytes]:

@@ -15,7 +15,7 @@ import importlib as _importlib
 import typing as _typing
 
 from ._serialization import from_json, to_json
-from .clock import Clock, IdFactory, new_id, utc_now
+from .clock import Clock, IdFactory, SystemClock, new_id, utc_now
 from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
 from .errors import (
     ActiveRunError,
@@ -51,6 +51,8 @@ from .metrics import (
 )
 from .models import (
     Audit,
+    Baseline,
+    BaselineFigure,
     LoadTest,
     LoadTestRun,
     LoadTestSpec,
@@ -60,9 +62,15 @@ from .models import (
 )
 from .plotting import plot_comparison, plot_run, save_png
 from .queries import TrendPoint
-from .report import render_report, write_report
-from .repositories import LoadTestRepository, LoadTestRunRepository, MetricsRepository, Storage
-from .status import TRANSITIONS, RunStatus
+from .report import render_report, write_report, write_run_report
+from .repositories import (
+    LoadTestRepository,
+    LoadTestRunRepository,
+    MetricsRepository,
+    MonitorClaim,
+    Storage,
+)
+from .status import TRANSITIONS, MasterState, RunStatus
 from .storage import connect
 from .verdicts import CriterionResult, Outcome, Verdict
 
@@ -75,6 +83,7 @@ _LAZY = {
     "LocalCluster": "loadmanager.locust.local",
     "LocalClusterError": "loadmanager.locust.local",
     "LocustClient": "loadmanager.locust.client",
+    "LocustMaster": "loadmanager.lifecycle",
     "LocustStats": "loadmanager.locust.stats",
     "Orchestrator": "loadmanager.orchestrator",
     "http": "loadmanager.http",
@@ -83,6 +92,7 @@ _LAZY = {
 if _typing.TYPE_CHECKING:
     from . import http
     from .clusters import ClusterConfig, ClusterRegistry
+    from .lifecycle import LocustMaster
     from .locust.client import LocustClient
     from .locust.local import LocalCluster, LocalClusterError
     from .locust.stats import LocustStats
@@ -108,6 +118,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ActiveRunError",
     "Audit",
+    "Baseline",
+    "BaselineFigure",
     "Clock",
     "ClusterBusyError",
     "ClusterConfig",
@@ -136,12 +148,15 @@ __all__ = [
     "LocustConnectionError",
     "LocustError",
     "LocustHTTPError",
+    "LocustMaster",
     "LocustRejectedError",
     "LocustResponseError",
     "LocustStats",
     "LocustTimeoutError",
+    "MasterState",
     "MetricSnapshot",
     "MetricsRepository",
+    "MonitorClaim",
     "NotFoundError",
     "Orchestrator",
     "Outcome",
@@ -157,6 +172,7 @@ __all__ = [
     "StaleVersionError",
     "Stat",
     "Storage",
+    "SystemClock",
     "TRANSITIONS",
     "Threshold",
     "Tolerances",
@@ -178,4 +194,5 @@ __all__ = [
     "to_json",
     "utc_now",
     "write_report",
+    "write_run_report",
 ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import attrs
@@ -20,6 +20,31 @@ from ._naming import camel
 from .errors import FieldError, ValidationError
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def is_whole(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool`` (``True`` is an int to Python, not to a user)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """A number that is neither infinite nor NaN."""
+    return is_number(value) and math.isfinite(value)
+
+
+def as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """The attrs converter of every collection field: models hold tuples.
+
+    Typed loosely on purpose: the attrs mypy plugin cannot bind a generic
+    converter, and the field's own annotation keeps the element type.
+    """
+    return tuple(value)
+
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
@@ -166,7 +191,7 @@ def relative_path(value: Any) -> str | None:
 
 def user_count(value: Any) -> str | None:
     """A number of Locust users: a whole number from 1 to 1,000,000."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_whole(value):
         return "must be a whole number"
     if value < 1:
         return "must be >= 1"
@@ -177,10 +202,9 @@ def user_count(value: Any) -> str | None:
 
 def positive_rate(value: Any) -> str | None:
     """A spawn rate: a finite number above zero."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "must be a number"
-    if not math.isfinite(value):
-        return "must be finite"
+    problem = finite(value)
+    if problem is not None:
+        return problem
     if value <= 0:
         return "must be > 0"
     if value > MAX_USERS:
@@ -190,7 +214,7 @@ def positive_rate(value: Any) -> str | None:
 
 def finite(value: Any) -> str | None:
     """Any finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return "must be a number"
     if not math.isfinite(value):
         return "must be finite"
@@ -207,14 +231,14 @@ def non_negative(value: Any) -> str | None:
 
 def positive_int(value: Any) -> str | None:
     """A whole number from 1 up (versions)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_whole(value) or value < 1:
         return "must be a whole number >= 1"
     return None
 
 
 def non_negative_int(value: Any) -> str | None:
     """A whole number from 0 up (counts)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_whole(value) or value < 0:
         return "must be a whole number >= 0"
     return None
 
@@ -270,7 +294,8 @@ LOCUSTFILE = rule(relative_path)
 USERS = rule(user_count)
 SPAWN_RATE = rule(positive_rate)
 RUN_TIME = rule(duration)
-ACTOR = rule(single_line(max_len=MAX_ACTOR))
+_ACTOR_CHECK = single_line(max_len=MAX_ACTOR)
+ACTOR = rule(_ACTOR_CHECK)
 VERSION = rule(positive_int)
 COUNT = rule(non_negative_int)
 MEASURE = rule(non_negative)
@@ -278,3 +303,24 @@ FINITE = rule(finite)
 TIME = rule(aware)
 USER_CLASSES = each(user_class, max_items=MAX_USER_CLASSES)
 REASON = rule(text(max_len=MAX_DESCRIPTION))
+
+
+def checked_actor(value: object) -> str:
+    """The caller's identity as an ``actor`` argument, by the rule audits store."""
+    problem = _ACTOR_CHECK(value)
+    if problem is not None:
+        raise ValidationError.single("actor", problem)
+    assert isinstance(value, str)
+    return value
+
+
+def check_claimed_creator(claimed: str | None, actor: str) -> None:
+    """Refuse a body whose ``createdBy`` is not the caller.
+
+    The seed's example bodies carry ``createdBy``; the identity that counts is
+    the caller's ``actor``, so a body may repeat it but never replace it.
+    """
+    if claimed is not None and claimed != actor:
+        raise ValidationError.single(
+            "createdBy", "must be left out or equal the caller's identity; it is never trusted"
+        )

@@ -14,7 +14,6 @@ Two layout rules sit here and not in the models: ``audit`` and a run's
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -30,12 +29,13 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import _constraints as c
 from . import grammar
 from ._naming import camel
 from .clock import truncate_to_millis
 from .errors import FieldError, ValidationError
 from .models import LoadTest, LoadTestRun, Threshold
-from .status import RunStatus
+from .status import MasterState, RunStatus
 from .verdicts import Outcome
 
 __all__ = ["Converter", "from_json", "make_converter", "to_json"]
@@ -50,7 +50,7 @@ FLATTENED: Mapping[type, tuple[str, ...]] = {
 }
 
 
-ENUMS: tuple[type[enum.Enum], ...] = (RunStatus, Outcome)
+ENUMS: tuple[type[enum.Enum], ...] = (RunStatus, MasterState, Outcome)
 
 
 class _BadValueError(ValueError):
@@ -81,7 +81,7 @@ def _structure_str(value: Any, _t: type) -> str:
 
 
 def _structure_int(value: Any, _t: type) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not c.is_whole(value):
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)  # JSON has one number type; 5.0 means 5.
         raise _BadValueError("must be a whole number")
@@ -89,10 +89,9 @@ def _structure_int(value: Any, _t: type) -> int:
 
 
 def _structure_float(value: Any, _t: type) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _BadValueError("must be a number")
-    if not math.isfinite(value):
-        raise _BadValueError("must be finite")
+    problem = c.finite(value)
+    if problem is not None:
+        raise _BadValueError(problem)
     return float(value)
 
 

@@ -9,9 +9,16 @@ from typing import Any
 import attrs
 
 from .errors import ValidationError
+from .lifecycle import LocustMaster
 from .locust.client import LocustClient, default_retrying
 
-__all__ = ["ClientFactory", "ClusterConfig", "ClusterRegistry", "default_client_factory"]
+__all__ = [
+    "ClientFactory",
+    "ClientPool",
+    "ClusterConfig",
+    "ClusterRegistry",
+    "default_client_factory",
+]
 
 
 @attrs.frozen
@@ -33,8 +40,9 @@ class ClusterConfig:
     timeout: float = 10.0
 
 
-ClientFactory = Callable[[ClusterConfig], LocustClient]
-"""Builds the LocustClient for a cluster; inject one to add retries, tracing..."""
+ClientFactory = Callable[[ClusterConfig], LocustMaster]
+"""Builds the client of a cluster's master (a LocustClient by default); inject
+one to add retries or tracing, or a fake master to inject faults in tests."""
 
 
 def default_client_factory(config: ClusterConfig) -> LocustClient:
@@ -70,7 +78,11 @@ class ClusterRegistry:
             self._clusters[cluster_id] = config
 
     def remove(self, cluster_id: str) -> None:
-        """Forget a cluster (its runs fail at their next poll)."""
+        """Forget a cluster: this replica stops monitoring its runs.
+
+        The runs stay as they are, for a replica that knows the cluster (see
+        ``Orchestrator.unmonitored_runs``); they are not failed.
+        """
         with self._lock:
             self._clusters.pop(cluster_id, None)
 
@@ -102,3 +114,46 @@ class ClusterRegistry:
 
     def __repr__(self) -> str:
         return f"ClusterRegistry({sorted(self)!r})"
+
+
+class ClientPool:
+    """One master client per known cluster, built on first use and closed together.
+
+    It is the :class:`~loadmanager.lifecycle.Masters` the run lifecycle talks to;
+    a cluster the registry does not know is not among them.
+    """
+
+    def __init__(self, clusters: ClusterRegistry, factory: ClientFactory) -> None:
+        self._clusters = clusters
+        self._factory = factory
+        self._clients: dict[str, tuple[ClusterConfig, LocustMaster]] = {}
+        self._lock = threading.Lock()
+
+    def master(self, cluster_id: str) -> LocustMaster:
+        """The client of a configured cluster (ValidationError if unknown)."""
+        config = self._clusters.get(cluster_id)
+        with self._lock:
+            cached = self._clients.get(cluster_id)
+            if cached is not None and cached[0] is config:
+                return cached[1]
+            if cached is not None:  # the registry entry changed: rebuild
+                _close(cached[1])
+            client = self._factory(config)
+            self._clients[cluster_id] = (config, client)
+            return client
+
+    def __contains__(self, cluster_id: object) -> bool:
+        return cluster_id in self._clusters
+
+    def close(self) -> None:
+        """Close every client."""
+        with self._lock:
+            for _, client in self._clients.values():
+                _close(client)
+            self._clients.clear()
+
+
+def _close(client: object) -> None:
+    close = getattr(client, "close", None)  # a fake master may have nothing to close
+    if callable(close):
+        close()

@@ -17,10 +17,18 @@ import attrs
 
 from .grammar import render
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
-from .models import Threshold
+from .models import Baseline, BaselineFigure, Threshold
 from .verdicts import CriterionResult, Outcome, Verdict
 
-__all__ = ["Breach", "evaluate", "first_abort", "live_figure", "observe", "render"]
+__all__ = [
+    "Breach",
+    "evaluate",
+    "first_abort",
+    "freeze_baseline",
+    "live_figure",
+    "observe",
+    "render",
+]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -58,6 +66,30 @@ def _row(summary: RunSummary | None, scope: str | None) -> EndpointSummary | Non
     if summary is None:
         return None
     return summary.aggregated if scope is None else summary.endpoint(scope)
+
+
+BaselineSource = RunSummary | Baseline | None
+"""A baseline as a run's summary, or as the figures frozen onto a run."""
+
+
+def _base_figure(t: Threshold, baseline: BaselineSource, users: int | None) -> float | None:
+    if isinstance(baseline, Baseline):
+        return baseline.figure(t.metric, t.scope)
+    row = _row(baseline, t.scope)
+    return None if row is None else observe(row, t.metric, users)
+
+
+def freeze_baseline(
+    thresholds: Sequence[Threshold], run_id: str, summary: RunSummary | None, users: int | None
+) -> Baseline:
+    """The figures of a baseline run that ``thresholds``' relative criteria need."""
+    wanted = dict.fromkeys((t.metric, t.scope) for t in thresholds if t.baseline is not None)
+    figures = []
+    for metric, scope in wanted:
+        row = _row(summary, scope)
+        value = None if row is None else observe(row, metric, users)
+        figures.append(BaselineFigure(metric=metric, scope=scope, value=value))
+    return Baseline(run_id=run_id, figures=tuple(figures))
 
 
 def _ratio(failures: float, requests: float) -> float | None:
@@ -168,15 +200,14 @@ def _judge(
     t: Threshold,
     summary: RunSummary | None,
     snapshots: Sequence[MetricSnapshot],
-    baseline: RunSummary | None,
+    baseline: BaselineSource,
     users: int | None,
 ) -> CriterionResult:
     base_figure = None
     if t.baseline is not None:
-        base_row = _row(baseline, t.scope)
         if baseline is None:
             return _result(t, Outcome.NOT_EVALUATED, reason="no baseline run to compare with")
-        base_figure = None if base_row is None else observe(base_row, t.metric, users)
+        base_figure = _base_figure(t, baseline, users)
         if base_figure is None:
             return _result(t, Outcome.NOT_EVALUATED, reason="the baseline run has no figure for it")
     limit = t.limit(base_figure)
@@ -215,7 +246,7 @@ def evaluate(
     summary: RunSummary | None,
     snapshots: Sequence[MetricSnapshot] = (),
     *,
-    baseline: RunSummary | None = None,
+    baseline: BaselineSource = None,
     users: int | None = None,
 ) -> Verdict | None:
     """The verdict on a run; ``None`` when it has no criteria."""
@@ -228,7 +259,7 @@ def first_abort(
     thresholds: Sequence[Threshold],
     snapshots: Sequence[MetricSnapshot],
     *,
-    baseline: RunSummary | None = None,
+    baseline: BaselineSource = None,
 ) -> Breach | None:
     """The first breach of a criterion marked ``abort``, if any."""
     for t in thresholds:
@@ -236,8 +267,7 @@ def first_abort(
             continue
         base_figure = None
         if t.baseline is not None:
-            base_row = _row(baseline, t.scope)
-            base_figure = None if base_row is None else observe(base_row, t.metric)
+            base_figure = _base_figure(t, baseline, None)
             if base_figure is None:
                 continue  # cannot judge without its baseline: never abort on a guess
         limit = t.limit(base_figure)

@@ -23,6 +23,8 @@ __all__ = [
     "METRICS",
     "OPERATORS",
     "Audit",
+    "Baseline",
+    "BaselineFigure",
     "LoadTest",
     "LoadTestRun",
     "LoadTestSpec",
@@ -30,6 +32,8 @@ __all__ = [
     "RunParameters",
     "Threshold",
 ]
+
+_NOT_TIMES = ("rps", "fail_rps", "error_rate", "requests", "failures", "users")
 
 METRICS = (
     "avg",
@@ -47,21 +51,12 @@ METRICS = (
     "p99.9",
     "p99.99",
     "p100",
-    "rps",
-    "fail_rps",
-    "error_rate",
-    "requests",
-    "failures",
-    "users",
+    *_NOT_TIMES,
 )
 """Figures a threshold can be set on; percentiles are the ones Locust's CSV has."""
 
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 """Comparison operators; a threshold states what must hold."""
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -83,14 +78,7 @@ class Audit:
         return attrs.evolve(self, updated_at=at, updated_by=actor)
 
 
-TIME_METRICS = frozenset(METRICS) - {
-    "rps",
-    "fail_rps",
-    "error_rate",
-    "requests",
-    "failures",
-    "users",
-}
+TIME_METRICS = frozenset(METRICS) - frozenset(_NOT_TIMES)
 """Metrics measured in milliseconds; their values may carry ``ms`` or ``s``."""
 
 WINDOW_METRICS = ("users", "rps", "fail_rps", "error_rate", "median", "p50", "p95")
@@ -101,7 +89,7 @@ BASELINE_RELATIONS = ("*", "+")
 
 
 def _window(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not c.is_number(value):
         return "must be a number of seconds"
     if not float(value).is_integer() or not 1 <= value <= 86_400:
         return "must be whole seconds from 1 to 86400"
@@ -201,9 +189,9 @@ class _Definition:
     default_users: int = attrs.field(validator=c.USERS)
     default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
     description: str = attrs.field(default="", validator=c.DESCRIPTION)
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=c.as_tuple, validator=c.TAGS)
     default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
-    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=tuple)
+    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=c.as_tuple)
 
 
 @attrs.frozen(kw_only=True)
@@ -292,17 +280,60 @@ class LoadTest(_Definition):
 
 
 @attrs.frozen
+class BaselineFigure:
+    """One figure of a baseline run that a relative criterion compares with.
+
+    ``value`` is ``None`` when the baseline run has no such figure (the
+    criterion is then not evaluated, never guessed).
+    """
+
+    metric: str
+    scope: str | None = None
+    value: float | None = attrs.field(default=None, validator=c.optional(c.FINITE))
+
+
+@attrs.frozen
+class Baseline:
+    """The baseline run's figures, frozen onto a run when it starts.
+
+    Only the figures the run's relative criteria need are kept, so judging the
+    run later reads nothing else, and a baseline chosen later cannot change it.
+    """
+
+    run_id: str = attrs.field(validator=c.OBJECT_ID)
+    figures: tuple[BaselineFigure, ...] = attrs.field(default=(), converter=c.as_tuple)
+
+    def figure(self, metric: str, scope: str | None) -> float | None:
+        """The baseline's figure for ``metric`` at ``scope``, if it has one."""
+        return next(
+            (f.value for f in self.figures if f.metric == metric and f.scope == scope), None
+        )
+
+
+@attrs.frozen
 class RunParameters:
-    """The parameters a run actually used, after defaults and overrides."""
+    """The parameters a run actually used, after defaults and overrides.
+
+    Attributes:
+        thresholds: The criteria the run is judged by, copied from its load test
+            when it started: editing the test later never changes this run's verdict.
+        baseline: The baseline figures its relative criteria compare with,
+            resolved when it started; ``None`` when it has no baseline.
+        poll_interval: Seconds between two snapshots; with the start time it
+            defines the run's poll slots, which every replica shares.
+    """
 
     target_users: int = attrs.field(validator=c.USERS)
     spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
     target_url: str = attrs.field(validator=c.URL)
     run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
     user_classes: tuple[str, ...] = attrs.field(
-        default=(), converter=_tags, validator=c.USER_CLASSES
+        default=(), converter=c.as_tuple, validator=c.USER_CLASSES
     )
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=c.TAGS)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=c.as_tuple, validator=c.TAGS)
+    thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=c.as_tuple)
+    baseline: Baseline | None = None
+    poll_interval: float = attrs.field(default=2.0, validator=c.rule(c.positive_rate))
 
     @property
     def run_time_seconds(self) -> int | None:
@@ -327,8 +358,17 @@ class RunOverrides:
     tags: tuple[str, ...] | None = attrs.field(default=None, validator=c.optional(c.TAGS))
     created_by: str | None = attrs.field(default=None, validator=c.optional(c.ACTOR), eq=False)
 
-    def resolve(self, test: LoadTest) -> RunParameters:
-        """The parameters for a run of ``test``: each override, else the default."""
+    def resolve(
+        self,
+        test: LoadTest,
+        *,
+        baseline: Baseline | None = None,
+        poll_interval: float = 2.0,
+    ) -> RunParameters:
+        """The parameters for a run of ``test``: each override, else the default.
+
+        The test's criteria and the given ``baseline`` are frozen into them.
+        """
 
         def pick(value: Any, default: Any) -> Any:
             return default if value is None else value
@@ -340,6 +380,9 @@ class RunOverrides:
             run_time=pick(self.run_time, test.default_run_time),
             user_classes=pick(self.user_classes, ()),
             tags=pick(self.tags, ()),
+            thresholds=test.thresholds,
+            baseline=baseline,
+            poll_interval=poll_interval,
         )
 
 

@@ -4,14 +4,67 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 import attrs
 
 from . import _html
-from .models import LoadTestRun
+from .criteria import freeze_baseline
+from .errors import NotFoundError
+from .filters import MAX_LIMIT, RunFilter
+from .models import Baseline, LoadTest, LoadTestRun
+from .status import RunStatus
 from .verdicts import Outcome
 
-__all__ = ["TrendPoint", "trend_points"]
+__all__ = [
+    "RunReader",
+    "TrendPoint",
+    "frozen_baseline",
+    "resolve_baseline",
+    "trend_points",
+]
+
+
+class RunReader(Protocol):
+    """The two reads of a run repository that the questions here need."""
+
+    def get(self, run_id: str) -> LoadTestRun: ...
+
+    def find(self, filter: RunFilter) -> list[LoadTestRun]: ...  # noqa: A002
+
+
+def resolve_baseline(
+    runs: RunReader, test: LoadTest, *, exclude: str | None = None
+) -> LoadTestRun | None:
+    """The run a test's relative criteria compare with.
+
+    The one set with ``set_baseline``; without one, the most recent finished run
+    of the same test whose verdict passed (``exclude`` is never chosen).
+    """
+    if test.baseline_run_id is not None and test.baseline_run_id != exclude:
+        try:
+            return runs.get(test.baseline_run_id)
+        except NotFoundError:
+            return None
+    finished = runs.find(
+        RunFilter(load_test_id=test.id, statuses=[RunStatus.FINISHED], limit=MAX_LIMIT)
+    )
+    passed = [
+        r
+        for r in finished
+        if r.id != exclude and r.summary is not None and r.verdict is not None and r.verdict.passed
+    ]
+    return max(passed, key=lambda r: (r.started_at or r.audit.created_at, r.id), default=None)
+
+
+def frozen_baseline(runs: RunReader, test: LoadTest) -> Baseline | None:
+    """The baseline figures a new run of ``test`` carries, if its criteria need any."""
+    if not any(t.baseline is not None for t in test.thresholds):
+        return None
+    run = resolve_baseline(runs, test)
+    if run is None:
+        return None
+    return freeze_baseline(test.thresholds, run.id, run.summary, run.parameters.target_users)
 
 
 @attrs.frozen

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from . import _html
+from .errors import NotFoundError
 from .metrics import SeriesBucket
 from .models import LoadTest, LoadTestRun
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["ReportSource", "render_report", "write_report", "write_run_report"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -128,3 +130,29 @@ def write_report(
     target = Path(path)
     target.write_text(render_report(run, test, series), encoding="utf-8")
     return target
+
+
+class ReportSource(Protocol):
+    """What :func:`write_run_report` reads a run from (an Orchestrator has it all)."""
+
+    def get_run(self, run_id: str) -> LoadTestRun: ...
+
+    def get_load_test(self, load_test_id: str) -> LoadTest: ...
+
+    def series(self, run_id: str, buckets: int = 100) -> list[SeriesBucket]: ...
+
+
+def write_run_report(
+    source: ReportSource, run_id: str, path: str | os.PathLike[str], *, buckets: int = 200
+) -> Path:
+    """Write the HTML report of run ``run_id``, read from ``source``, to ``path``.
+
+    ``lm.write_run_report(orch, run.id, "run.html")``; the run's load test is
+    left out of the report if it was deleted.
+    """
+    run = source.get_run(run_id)
+    try:
+        test: LoadTest | None = source.get_load_test(run.load_test_id)
+    except NotFoundError:
+        test = None
+    return write_report(path, run, test, source.series(run.id, buckets))

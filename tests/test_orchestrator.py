@@ -333,22 +333,6 @@ def test_wait_times_out_with_a_typed_error_while_the_run_goes_on(
     assert orch.get_run(run.id).status is lm.RunStatus.RUNNING
 
 
-def test_an_interrupted_start_is_settled_as_failed(
-    orch: lm.Orchestrator, clock: ManualClock
-) -> None:
-    test = create(orch)
-    params = lm.RunOverrides().resolve(test)
-    stuck = orch.storage.runs.add(
-        lm.LoadTestRun.new(test, params, id="stuck", at=clock(), actor=ACTOR)
-    )
-    assert orch.reconcile()[0].status is lm.RunStatus.PENDING  # still young
-    clock.advance(600)
-    [settled] = orch.reconcile()
-    assert settled.id == stuck.id
-    assert settled.status is lm.RunStatus.FAILED
-    assert "interrupted" in (settled.failure_reason or "")
-
-
 def test_a_closed_orchestrator_refuses_work(orch: lm.Orchestrator) -> None:
     orch.close()
     with pytest.raises(RuntimeError):

@@ -391,7 +391,7 @@ def test_two_real_runs_compare_plot_and_report(
         assert struct.unpack(">II", data[16:24]) == size
         assert png.stat().st_size > 10_000
 
-    report = orch.write_report(slower.id, tmp_path / "report.html").read_text()
+    report = lm.write_run_report(orch, slower.id, tmp_path / "report.html").read_text()
     assert slower.summary is not None
     agg = slower.summary.aggregated
     assert f">{agg.num_requests:,}</td>" in report

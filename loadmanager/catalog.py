@@ -1,0 +1,222 @@
+"""The read side: load tests, runs and their metrics, as a caller may see them.
+
+:class:`~loadmanager.Orchestrator` builds on it. Nothing here changes a run, so
+it needs no Locust master and no lifecycle. Another tenant's objects answer
+NotFoundError, exactly like missing ones, so their existence is never revealed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from .clock import Clock
+from .comparison import Comparison, Tolerances, compare
+from .errors import NotFoundError, PermissionDeniedError
+from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
+from .metrics import EndpointStats, EndpointSummary, MetricSnapshot, SeriesBucket
+from .models import LoadTest, LoadTestRun
+from .queries import TrendPoint, resolve_baseline, trend_points
+from .repositories import Storage
+from .status import ACTIVE_STATUSES, RunStatus
+
+__all__ = ["Catalog", "Tenants"]
+
+Tenants = Collection[str] | None
+"""The tenants a caller may act for; ``None`` means every tenant (a trusted caller)."""
+
+
+class Catalog:
+    """Tenant-scoped reads over one storage (the Orchestrator's read methods)."""
+
+    storage: Storage
+    clock: Clock
+    _closed: bool = False
+
+    @staticmethod
+    def _visible(tenant_id: str, tenants: Tenants) -> bool:
+        return tenants is None or tenant_id in tenants
+
+    def _check_writable(self, tenant_id: str, tenants: Tenants) -> None:
+        if not self._visible(tenant_id, tenants):
+            raise PermissionDeniedError(tenant_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Orchestrator is closed")
+
+    # -- load tests ----------------------------------------------------------------
+
+    def get_load_test(self, load_test_id: str, *, tenants: Tenants = None) -> LoadTest:
+        """The load test, or NotFoundError (also for another tenant's)."""
+        self._check_open()
+        test = self.storage.load_tests.get(load_test_id)
+        if not self._visible(test.tenant_id, tenants):
+            raise NotFoundError("LoadTest", load_test_id)
+        return test
+
+    def list_load_tests(
+        self,
+        *,
+        tenant_id: str | None = None,
+        env_id: str | None = None,
+        tags: Iterable[str] | None = None,
+        name_contains: str | None = None,
+        created_by: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        tenants: Tenants = None,
+    ) -> list[LoadTest]:
+        """Load tests matching every given filter, oldest first; ``tags``: all of them."""
+        self._check_open()
+        return self.storage.load_tests.find(
+            LoadTestFilter(
+                tenant_id=tenant_id,
+                tenant_ids=None if tenants is None else tuple(tenants),
+                env_id=env_id,
+                tags=None if tags is None else tuple(tags),
+                name_contains=name_contains,
+                created_by=created_by,
+                limit=limit,
+            )
+        )
+
+    def baseline(self, load_test_id: str, *, tenants: Tenants = None) -> LoadTestRun | None:
+        """The run this test's relative criteria would compare with if it started now."""
+        test = self.get_load_test(load_test_id, tenants=tenants)
+        return resolve_baseline(self.storage.runs, test)
+
+    # -- runs ----------------------------------------------------------------------
+
+    def get_run(self, run_id: str, *, tenants: Tenants = None) -> LoadTestRun:
+        """The run, or NotFoundError (also for another tenant's)."""
+        self._check_open()
+        run = self.storage.runs.get(run_id)
+        if not self._visible(run.tenant_id, tenants):
+            raise NotFoundError("LoadTestRun", run_id)
+        return run
+
+    def list_runs(
+        self,
+        *,
+        load_test_id: str | None = None,
+        tenant_id: str | None = None,
+        env_id: str | None = None,
+        locust_cluster_id: str | None = None,
+        statuses: Iterable[RunStatus | str] | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        tenants: Tenants = None,
+    ) -> list[LoadTestRun]:
+        """Runs of one test, or across tests, matching every given filter."""
+        self._check_open()
+        return self.storage.runs.find(
+            RunFilter(
+                load_test_id=load_test_id,
+                tenant_id=tenant_id,
+                tenant_ids=None if tenants is None else tuple(tenants),
+                env_id=env_id,
+                locust_cluster_id=locust_cluster_id,
+                statuses=None if statuses is None else tuple(statuses),
+                started_after=started_after,
+                started_before=started_before,
+                limit=limit,
+            )
+        )
+
+    def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:
+        """Active runs that no live replica monitors (their claim is absent or expired).
+
+        A run stays here while no replica sharing the store knows its cluster:
+        register the cluster on a replica (or call ``reconcile`` on one that
+        knows it) and it is monitored again. Such runs are never failed for it.
+        """
+        now = self.clock.now()
+        found = []
+        for run in self.list_runs(statuses=ACTIVE_STATUSES, limit=MAX_LIMIT, tenants=tenants):
+            claim = self.storage.runs.monitor_of(run.id)
+            if claim is None or claim.expires_at < now:
+                found.append(run)
+        return found
+
+    # -- metrics -------------------------------------------------------------------
+
+    def snapshots(
+        self,
+        run_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+        tenants: Tenants = None,
+    ) -> list[MetricSnapshot]:
+        """The run's stored snapshots, oldest first."""
+        self.get_run(run_id, tenants=tenants)
+        return self.storage.metrics.snapshots(run_id, start=start, end=end, limit=limit)
+
+    def series(
+        self,
+        run_id: str,
+        buckets: int = 100,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenants: Tenants = None,
+    ) -> list[SeriesBucket]:
+        """The run's snapshots downsampled to ``buckets`` buckets, in the backend.
+
+        Args:
+            endpoint: ``"GET /items"`` for that endpoint's own figures.
+        """
+        self.get_run(run_id, tenants=tenants)
+        return self.storage.metrics.series(run_id, buckets, endpoint=endpoint, start=start, end=end)
+
+    def endpoint_stats(
+        self, run_id: str, *, tenants: Tenants = None
+    ) -> tuple[EndpointSummary, ...] | tuple[EndpointStats, ...]:
+        """Per-endpoint figures of a run, the aggregated row last for an ended run.
+
+        An ended run answers Locust's final figures (its summary); a live one the
+        rows of its latest snapshot.
+        """
+        run = self.get_run(run_id, tenants=tenants)
+        if run.summary is not None:
+            return (*run.summary.endpoints, run.summary.aggregated)
+        latest = self.storage.metrics.snapshots(run.id)
+        return latest[-1].endpoints if latest else ()
+
+    def trend(
+        self,
+        load_test_id: str,
+        *,
+        statuses: Iterable[RunStatus | str] | None = (RunStatus.FINISHED, RunStatus.STOPPED),
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        tenants: Tenants = None,
+    ) -> list[TrendPoint]:
+        """A load test's runs over time: p95, rps, error ratio and verdict of each."""
+        self.get_load_test(load_test_id, tenants=tenants)
+        runs = self.list_runs(
+            load_test_id=load_test_id,
+            statuses=statuses,
+            started_after=started_after,
+            started_before=started_before,
+            limit=limit,
+            tenants=tenants,
+        )
+        return trend_points(runs)
+
+    def compare(
+        self,
+        run_id: str,
+        baseline_run_id: str,
+        *,
+        tolerances: Tolerances = Tolerances(),  # noqa: B008 - frozen, so safe to share
+        tenants: Tenants = None,
+    ) -> Comparison:
+        """Compare two ended runs (of any tests), endpoint by endpoint."""
+        run = self.get_run(run_id, tenants=tenants)
+        baseline = self.get_run(baseline_run_id, tenants=tenants)
+        return compare(run.id, run.summary, baseline.id, baseline.summary, tolerances)

@@ -1,0 +1,428 @@
+"""Every status change of a run, in one place, written against ports.
+
+A run is changed only here: begun (``pending``), launched (``running``), stopped,
+aborted, finished, failed, or adopted by a replica after its starter died. The
+code talks to a :class:`LocustMaster` port and to the storage ports, never to a
+concrete client, and reads time only from the injected clock.
+
+Every write is compare-and-set on the run's version, so two replicas (or a
+replica and a caller) that act on the same run at once cannot both win: the
+loser re-reads and lets the stored state stand. What an heir finds after a
+crash at each step, and what it does, is the crash table in docs/concepts.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from .clock import Clock
+from .criteria import evaluate, first_abort
+from .errors import (
+    InvalidTransitionError,
+    LocustError,
+    NotFoundError,
+    StaleVersionError,
+    ValidationError,
+)
+from .grammar import render
+from .locust.stats import LocustStats
+from .metrics import EndpointSummary, MetricSnapshot, RunSummary
+from .models import LoadTest, LoadTestRun, RunParameters
+from .repositories import Storage
+from .status import RunStatus
+
+__all__ = ["CACHE_GUARD", "STEPS", "LocustMaster", "Masters", "RunLifecycle"]
+
+log = logging.getLogger("loadmanager")
+
+CACHE_GUARD = timedelta(seconds=2.5)
+"""How long after a start an answer may still be Locust's cached one from before."""
+
+STEPS = ("pending", "swarm-accepted", "running", "stop-sent", "final-figures", "summary-written")
+"""The steps of a run's life at which a host can die; see the crash table."""
+
+
+class LocustMaster(Protocol):
+    """The calls a run's life needs from a Locust master (LocustClient has them)."""
+
+    def reset_stats(self) -> None: ...
+
+    def swarm(
+        self,
+        users: int,
+        spawn_rate: float,
+        *,
+        host: str | None = None,
+        run_time: str | None = None,
+        user_classes: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> object: ...
+
+    def stop(self) -> None: ...
+
+    def stats(self) -> LocustStats: ...
+
+    def stats_csv(self) -> tuple[EndpointSummary, ...]: ...
+
+
+class Masters(Protocol):
+    """Which master serves a cluster; ValidationError for one it does not know."""
+
+    def master(self, cluster_id: str) -> LocustMaster: ...
+
+    def __contains__(self, cluster_id: object) -> bool: ...
+
+
+def _never(step: str) -> None:
+    """The default checkpoint: nothing happens between steps."""
+
+
+class RunLifecycle:
+    """Drives runs through their statuses; one per Orchestrator.
+
+    Args:
+        storage: Where runs and snapshots live.
+        masters: The masters of the clusters this replica knows.
+        clock: The time source (wall time for records, monotonic for waits).
+        claim: Takes this replica's monitoring claim on a run; ``begin`` takes
+            it at once, so no heir touches a start in progress.
+        actor: The identity in audits of changes the library makes by itself.
+        settle: Seconds to wait after a run stops for the workers' last reports
+            (they report every 3 s) before the final figures are read.
+        checkpoint: Called with each name of :data:`STEPS` as the run passes it;
+            the crash tests end the process there.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        masters: Masters,
+        *,
+        clock: Clock,
+        claim: Callable[[str], bool],
+        actor: str = "loadmanager",
+        settle: float = 3.5,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._masters = masters
+        self._clock = clock
+        self._claim = claim
+        self.actor = actor
+        self.settle = settle
+        self._checkpoint = checkpoint or _never
+        self._lock = threading.Lock()
+        self._launching: set[str] = set()
+        self._recent: dict[str, list[MetricSnapshot]] = {}
+
+    @property
+    def launching(self) -> frozenset[str]:
+        """Runs this replica is starting right now (pending, swarm not yet confirmed)."""
+        with self._lock:
+            return frozenset(self._launching)
+
+    # -- starting ---------------------------------------------------------------
+
+    def begin(
+        self, test: LoadTest, params: RunParameters, *, run_id: str, actor: str
+    ) -> LoadTestRun:
+        """Record the run ``pending`` (taking the cluster's lease) and claim it."""
+        # Marked as launching before it is visible, so this replica's own
+        # Monitor never mistakes it for a start whose host died.
+        with self._lock:
+            self._launching.add(run_id)
+        try:
+            run = self._storage.runs.add(
+                LoadTestRun.new(test, params, id=run_id, at=self._clock.now(), actor=actor)
+            )
+        except BaseException:
+            self._done_launching(run_id)
+            raise
+        if not self._claim(run.id):  # an heir saw it first and has settled it
+            self._done_launching(run.id)
+            stored = self._storage.runs.get(run.id)
+            raise InvalidTransitionError(run.id, stored.status.value, RunStatus.RUNNING.value)
+        self._checkpoint("pending")
+        return run
+
+    def launch(self, run: LoadTestRun, *, actor: str) -> LoadTestRun:
+        """Ask the master to swarm and record ``running``.
+
+        A failure after the swarm was sent stops the master before the run is
+        recorded ``failed``, so no load outlives a run that failed to start.
+        """
+        swarmed = False
+        try:
+            master = self._masters.master(run.locust_cluster_id)
+            master.reset_stats()
+            p = run.parameters
+            swarmed = True
+            master.swarm(
+                p.target_users,
+                p.spawn_rate,
+                host=p.target_url,
+                run_time=p.run_time,
+                user_classes=p.user_classes or None,
+                tags=p.tags or None,
+            )
+            self._checkpoint("swarm-accepted")
+            running = self._mark_running(run, master, actor)
+        except LocustError as exc:
+            self._abandon(run, swarmed, actor, f"Locust did not start the run: {exc}")
+            exc.run_id = run.id
+            raise
+        except BaseException:
+            self._abandon(run, swarmed, actor, "the start was aborted")
+            raise
+        finally:
+            self._done_launching(run.id)
+        self._checkpoint("running")
+        return running
+
+    def _mark_running(self, run: LoadTestRun, master: LocustMaster, actor: str) -> LoadTestRun:
+        try:
+            return self._storage.runs.update(
+                run.transition(RunStatus.RUNNING, at=self._clock.now(), actor=actor)
+            )
+        except (StaleVersionError, NotFoundError):
+            # An heir decided while the swarm was slow: it either adopted the
+            # run (fine) or failed it, and then the load we started must stop.
+            stored = self._find(run.id)
+            if stored is not None and stored.status is not RunStatus.FAILED:
+                return stored
+            self._stop_quietly(master)
+            raise InvalidTransitionError(
+                run.id, "failed" if stored else "deleted", RunStatus.RUNNING.value
+            ) from None
+
+    def _abandon(self, run: LoadTestRun, swarmed: bool, actor: str, reason: str) -> None:
+        current = self._find(run.id)
+        if current is None or current.status is not RunStatus.PENDING:
+            return  # an heir settled it meanwhile, and owns the master now
+        # Stopped while the run still holds the lease, so no other run's load is hit.
+        if swarmed and run.locust_cluster_id in self._masters:
+            self._stop_quietly(self._masters.master(run.locust_cluster_id))
+        self._end(current, RunStatus.FAILED, reason, actor=actor)
+
+    def _done_launching(self, run_id: str) -> None:
+        with self._lock:
+            self._launching.discard(run_id)
+
+    # -- stopping ---------------------------------------------------------------
+
+    def stop(self, run: LoadTestRun, *, actor: str) -> LoadTestRun:
+        """Record ``stopping`` and ask the master to stop; a poll records ``stopped``."""
+        if run.status is RunStatus.STOPPING:
+            return run
+        stopping = self._storage.runs.update(
+            run.transition(RunStatus.STOPPING, at=self._clock.now(), actor=actor)
+        )
+        return self._send_stop(stopping, actor=actor)
+
+    def _send_stop(self, run: LoadTestRun, *, actor: str, reason: str = "") -> LoadTestRun:
+        try:
+            self._masters.master(run.locust_cluster_id).stop()
+        except (LocustError, ValidationError) as exc:
+            why = f"{reason}; then " if reason else ""
+            failure = f"{why}Locust master unreachable while stopping: {exc}"
+            return self._end(run, RunStatus.FAILED, failure, actor=actor)
+        self._checkpoint("stop-sent")
+        return run
+
+    # -- polling ------------------------------------------------------------------
+
+    def slot(self, run: LoadTestRun, at: datetime) -> int:
+        """The poll slot ``at`` falls in: whole poll intervals since the run started."""
+        began = run.started_at or run.audit.created_at
+        elapsed = max(0.0, (at - began).total_seconds())
+        return int(elapsed // run.parameters.poll_interval)
+
+    def poll(self, run: LoadTestRun) -> LoadTestRun:
+        """Poll the run's master once: store a snapshot, then abort, finish or fail it.
+
+        The caller holds the run's monitoring claim. A pending run that is not
+        being started here had its starter die: it is adopted or failed.
+        """
+        if not run.is_active or run.id in self.launching:
+            return run
+        if run.locust_cluster_id not in self._masters:
+            return run  # not ours to judge: a replica that knows the cluster will
+        master = self._masters.master(run.locust_cluster_id)
+        if run.status is RunStatus.PENDING:
+            return self._adopt(run, master)
+        try:
+            stats = master.stats()
+        except LocustError as exc:
+            return self._end(run, RunStatus.FAILED, f"Locust master unreachable: {exc}")
+        now = self._clock.now()
+        snapshot = stats.to_snapshot(run.id, now, self.slot(run, now))
+        try:
+            self._storage.metrics.add(snapshot)
+        except NotFoundError:  # the run vanished (its test was deleted) between reads
+            self.forget(run.id)
+            return run
+        if run.started_at is None or now - run.started_at < CACHE_GUARD:
+            return run
+        if run.status is RunStatus.RUNNING and stats.state.generating_load:
+            aborted = self._check_abort(run, snapshot)
+            if aborted is not None:
+                return aborted
+        if stats.state.ended:
+            return self._finish(run, master)
+        if stats.state.lost:
+            reason = f"the master no longer runs this test (state {stats.state.value!r})"
+            return self._end(run, RunStatus.FAILED, reason)
+        if run.status is RunStatus.STOPPING and now - run.audit.updated_at >= CACHE_GUARD:
+            return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
+        return run
+
+    def _adopt(self, run: LoadTestRun, master: LocustMaster) -> LoadTestRun:
+        """Settle a pending run whose starter died: running if the load runs, else failed."""
+        run = self._storage.runs.get(run.id)  # the caller's copy may predate the launch
+        if run.status is not RunStatus.PENDING:
+            return run
+        try:
+            state = master.stats().state
+        except LocustError as exc:
+            reason = f"the start was interrupted and the master is unreachable: {exc}"
+            return self._end(run, RunStatus.FAILED, reason)
+        if state.generating_load:
+            try:
+                adopted = self._storage.runs.update(
+                    run.transition(RunStatus.RUNNING, at=self._clock.now(), actor=self.actor)
+                )
+            except StaleVersionError:
+                return self._storage.runs.get(run.id)
+            except NotFoundError:  # its test was deleted: nobody may own this load
+                self._stop_quietly(master)
+                return run
+            log.warning("run %s adopted: its starter stopped after Locust began", run.id)
+            return adopted
+        # The swarm may have landed after the answer Locust cached: stop to be sure.
+        self._stop_quietly(master)
+        reason = f"the start was interrupted before Locust started the load (state {state.value!r})"
+        return self._end(run, RunStatus.FAILED, reason)
+
+    def _check_abort(self, run: LoadTestRun, snapshot: MetricSnapshot) -> LoadTestRun | None:
+        """Stop the run at once if a frozen criterion marked ``abort`` broke."""
+        aborting = [t for t in run.parameters.thresholds if t.abort_on_fail]
+        if not aborting:
+            return None
+        recent = self._window(run, snapshot, max(t.window or 0.0 for t in aborting))
+        breach = first_abort(aborting, recent, baseline=run.parameters.baseline)
+        if breach is None:
+            return None
+        at = f"{breach.at:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+        reason = f"aborted: {render(breach.threshold)} broke with {breach.observed:.6g} at {at}"
+        log.warning("run %s %s", run.id, reason)
+        try:
+            stopping = self._storage.runs.update(
+                run.transition(RunStatus.STOPPING, at=snapshot.timestamp, actor=self.actor,
+                               reason=reason)
+            )  # fmt: skip
+        except StaleVersionError:
+            return self._storage.runs.get(run.id)
+        return self._send_stop(stopping, actor=self.actor, reason=reason)
+
+    def _window(
+        self, run: LoadTestRun, snapshot: MetricSnapshot, seconds: float
+    ) -> list[MetricSnapshot]:
+        # Kept in memory from poll to poll; read from storage once, when this
+        # replica first judges the run (it may have taken the run over).
+        span = timedelta(seconds=seconds + 3 * run.parameters.poll_interval)
+        start = snapshot.timestamp - span
+        with self._lock:
+            recent = self._recent.get(run.id)
+        if recent is None:
+            recent = self._storage.metrics.snapshots(run.id, start=start)
+        elif not recent or recent[-1].timestamp < snapshot.timestamp:
+            recent.append(snapshot)
+        recent = [s for s in recent if s.timestamp >= start]
+        with self._lock:
+            self._recent[run.id] = recent
+        return recent
+
+    # -- ending -------------------------------------------------------------------
+
+    def _settled_rows(self, master: LocustMaster) -> tuple[EndpointSummary, ...]:
+        """The final figures once the workers' last reports have arrived."""
+        started = self._clock.monotonic()
+        rows = master.stats_csv()
+        while True:
+            self._clock.sleep(1.0)
+            again = master.stats_csv()
+            waited = self._clock.monotonic() - started
+            if (again == rows and waited >= self.settle) or waited >= self.settle + 10:
+                return again
+            rows = again
+
+    def _finish(self, run: LoadTestRun, master: LocustMaster) -> LoadTestRun:
+        try:
+            rows = self._settled_rows(master)
+        except LocustError as exc:
+            why = f"Locust master unreachable for the final figures: {exc}"
+            return self._end(run, RunStatus.FAILED, why)
+        self._checkpoint("final-figures")
+        summary = RunSummary(taken_at=self._clock.now(), aggregated=rows[-1], endpoints=rows[:-1])
+        p = run.parameters
+        verdict = None
+        if p.thresholds:
+            snapshots = self._storage.metrics.snapshots(run.id) if any(
+                t.windowed for t in p.thresholds
+            ) else []  # fmt: skip
+            verdict = evaluate(
+                p.thresholds, summary, snapshots, baseline=p.baseline, users=p.target_users
+            )
+        reason: str | None = run.failure_reason
+        if run.status is RunStatus.STOPPING:
+            to = RunStatus.STOPPED
+        elif p.run_time is not None:
+            to = RunStatus.FINISHED
+        else:
+            to, reason = RunStatus.STOPPED, "stopped outside loadmanager"
+        ended = self._end(run.with_summary(summary, verdict), to, reason)
+        self._checkpoint("summary-written")
+        return ended
+
+    def fail(self, run: LoadTestRun, reason: str) -> LoadTestRun:
+        """Record the run ``failed`` with ``reason`` (if nobody changed it meanwhile)."""
+        return self._end(run, RunStatus.FAILED, reason)
+
+    def _end(
+        self, run: LoadTestRun, to: RunStatus, reason: str | None, *, actor: str | None = None
+    ) -> LoadTestRun:
+        if to is RunStatus.FAILED:
+            log.warning("run %s failed: %s", run.id, reason)
+        ended = run.transition(to, at=self._clock.now(), actor=actor or self.actor, reason=reason)
+        try:
+            stored = self._storage.runs.update(ended)
+        except StaleVersionError:
+            # Someone changed the run meanwhile (a stop, another replica);
+            # the next poll sees their version and decides again.
+            return self._storage.runs.get(run.id)
+        self.forget(run.id)
+        return stored
+
+    # -- helpers ------------------------------------------------------------------
+
+    def forget(self, run_id: str) -> None:
+        """Drop what is kept in memory for a run this replica no longer polls."""
+        with self._lock:
+            self._recent.pop(run_id, None)
+
+    def _find(self, run_id: str) -> LoadTestRun | None:
+        try:
+            return self._storage.runs.get(run_id)
+        except NotFoundError:
+            return None
+
+    @staticmethod
+    def _stop_quietly(master: LocustMaster) -> None:
+        try:
+            master.stop()
+        except LocustError as exc:  # best effort: the run's record says what happened
+            log.warning("could not stop a master whose run did not start: %s", exc)

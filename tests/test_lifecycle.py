@@ -1,0 +1,346 @@
+"""A run's whole life on a fake master built from captured answers, on a manual clock.
+
+No test here sleeps: the clock's ``sleep`` moves manual time. Each master is a
+:class:`~loadmanager.testing.FakeLocustMaster`, whose answers are a real run's
+bodies parsed by the real parser; the same scenarios against real Locust are in
+test_orchestrator_real.py and test_crash_recovery.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import loadmanager as lm
+from loadmanager.testing import FakeLocustMaster, ManualClock
+from loadmanager.testing.seed import seed_load_test_body
+
+ACTOR = "user@example.com"
+INTERVAL = 2.0
+
+
+class Masters:
+    """One fake master per cluster URL, shared by every replica of a test."""
+
+    def __init__(self) -> None:
+        self.by_url: dict[str, FakeLocustMaster] = {}
+
+    def __getitem__(self, url: str) -> FakeLocustMaster:
+        return self.by_url.setdefault(url, FakeLocustMaster())
+
+    def factory(self, config: lm.ClusterConfig) -> FakeLocustMaster:
+        return self[config.url]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def masters() -> Masters:
+    return Masters()
+
+
+@pytest.fixture
+def storage() -> Iterator[lm.Storage]:
+    with lm.connect("memory://") as s:
+        yield s
+
+
+def replica(
+    storage: lm.Storage, clock: ManualClock, masters: Masters, clusters: Any = None, **kw: Any
+) -> lm.Orchestrator:
+    registry = lm.ClusterRegistry(clusters or {"cluster-1": "http://m1"})
+    return lm.Orchestrator(
+        storage=storage,
+        clusters=registry,
+        clock=clock,
+        client_factory=masters.factory,
+        monitor=False,
+        poll_interval=INTERVAL,
+        **kw,
+    )
+
+
+@pytest.fixture
+def orch(storage: lm.Storage, clock: ManualClock, masters: Masters) -> Iterator[lm.Orchestrator]:
+    with replica(storage, clock, masters) as o:
+        yield o
+
+
+def create(orch: lm.Orchestrator, **changes: Any) -> lm.LoadTest:
+    return orch.create_load_test({**seed_load_test_body(), **changes}, actor=ACTOR)
+
+
+def test_a_timed_run_finishes_with_the_masters_final_figures(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    began = time.monotonic()
+    run = orch.start_run(create(orch, defaultRunTime="10s").id, actor=ACTOR)
+    master = masters["http://m1"]
+    assert master.calls == ["reset_stats", "swarm"]
+    for _ in range(5):
+        clock.advance(INTERVAL)
+        assert orch.refresh(run.id).status is lm.RunStatus.RUNNING
+    master.state = "stopped"
+    clock.advance(INTERVAL)
+    ended = orch.refresh(run.id)
+    assert ended.status is lm.RunStatus.FINISHED
+    assert ended.summary is not None
+    assert ended.summary.aggregated == master.stats_csv()[-1]
+    assert clock.slept
+    assert sum(clock.slept) >= orch._lifecycle.settle
+    assert time.monotonic() - began < 5  # manual time: nothing really waited
+
+
+def test_each_snapshot_is_keyed_by_its_poll_slot(orch: lm.Orchestrator, clock: ManualClock) -> None:
+    run = orch.start_run(create(orch).id, actor=ACTOR)
+    for step in (0.5, 0.4, 1.2, 2.0, 2.0):  # at 0.5, 0.9, 2.1, 4.1 and 6.1 s
+        clock.advance(step)
+        orch.refresh(run.id)
+    slots = [s.slot for s in orch.snapshots(run.id)]
+    assert slots == [0, 1, 2, 3]
+
+
+def test_two_replicas_polling_one_slot_store_it_once(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
+) -> None:
+    with replica(storage, clock, masters) as a, replica(storage, clock, masters) as b:
+        run = a.start_run(create(a).id, actor=ACTOR)
+        clock.advance(1.0)
+        a.refresh(run.id)
+        clock.advance(3.5)  # a's claim lapsed; b takes the run over
+        b.refresh(run.id)
+        lifecycle_a = a._lifecycle
+        assert lifecycle_a.slot(run, clock.now()) == 2
+        # a still believes it polls: its late write lands in b's slot and is a no-op.
+        late = masters["http://m1"].stats().to_snapshot(run.id, clock.now(), 2)
+        assert storage.metrics.add(late) is False
+        assert [s.slot for s in storage.metrics.snapshots(run.id)] == [0, 2]
+
+
+def test_a_stop_is_recorded_once_locust_confirms(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    run = orch.start_run(create(orch).id, actor=ACTOR)
+    clock.advance(3)
+    stopping = orch.stop_run(run.id, actor="bob@example.com")
+    assert stopping.status is lm.RunStatus.STOPPING
+    assert masters["http://m1"].calls[-1] == "stop"
+    clock.advance(INTERVAL)
+    stopped = orch.refresh(run.id)
+    assert stopped.status is lm.RunStatus.STOPPED
+    assert stopped.summary is not None
+
+
+def test_a_swarm_that_fails_after_it_was_sent_stops_the_master(
+    orch: lm.Orchestrator, masters: Masters
+) -> None:
+    master = masters["http://m1"]
+    original = master.swarm
+
+    def ambiguous(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)  # Locust started ...
+        raise lm.LocustTimeoutError("no answer in time", url="fake://master/swarm")  # ... but
+
+    master.swarm = ambiguous  # type: ignore[method-assign]
+    with pytest.raises(lm.LocustTimeoutError) as info:
+        orch.start_run(create(orch).id, actor=ACTOR)
+    failed = orch.get_run(info.value.run_id or "")
+    assert failed.status is lm.RunStatus.FAILED
+    assert master.calls[-1] == "stop"
+    assert master.state == "stopped"
+    assert orch.storage.runs.active_on_cluster("cluster-1") is None
+
+
+def test_a_refused_swarm_fails_the_run_with_lokusts_message(
+    orch: lm.Orchestrator, masters: Masters
+) -> None:
+    masters["http://m1"].refuse_swarm = "No runner"
+    with pytest.raises(lm.LocustRejectedError) as info:
+        orch.start_run(create(orch).id, actor=ACTOR)
+    failed = orch.get_run(info.value.run_id or "")
+    assert "No runner" in (failed.failure_reason or "")
+    assert masters["http://m1"].state == "stopped"  # stopped to be sure; harmless if idle
+
+
+# -- a start whose host died ---------------------------------------------------
+
+
+def pending_run(orch: lm.Orchestrator, clock: ManualClock) -> lm.LoadTestRun:
+    """A run recorded pending by a host that then died (nobody claims it)."""
+    test = create(orch)
+    params = lm.RunOverrides().resolve(test, poll_interval=INTERVAL)
+    return orch.storage.runs.add(
+        lm.LoadTestRun.new(test, params, id="orphan", at=clock.now(), actor=ACTOR)
+    )
+
+
+def test_a_pending_run_whose_load_runs_is_adopted(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    pending_run(orch, clock)
+    masters["http://m1"].state = "running"  # the swarm landed before the host died
+    [adopted] = orch.reconcile()
+    assert adopted.status is lm.RunStatus.RUNNING
+    assert "stop" not in masters["http://m1"].calls
+    clock.advance(3)
+    orch.refresh(adopted.id)
+    assert orch.storage.metrics.count(adopted.id) == 1  # monitored from here on
+
+
+def test_a_pending_run_that_never_began_fails_at_once_and_its_master_is_stopped(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    pending_run(orch, clock)
+    [settled] = orch.reconcile()
+    assert settled.status is lm.RunStatus.FAILED
+    assert "interrupted" in (settled.failure_reason or "")
+    assert masters["http://m1"].calls[-1] == "stop"
+
+
+def test_a_start_in_progress_is_left_to_its_starter(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
+) -> None:
+    """A heir touches a pending run only once the starter's claim has lapsed."""
+    with replica(storage, clock, masters) as starter, replica(storage, clock, masters) as heir:
+        test = create(starter)
+        params = lm.RunOverrides().resolve(test, poll_interval=INTERVAL)
+        pending = starter._lifecycle.begin(test, params, run_id="r1", actor=ACTOR)
+        assert heir.reconcile() == [pending]  # claimed by the starter: untouched
+        clock.advance(3.5)  # the starter is stuck past its claim
+        [failed] = heir.reconcile()
+        assert failed.status is lm.RunStatus.FAILED
+        # The starter comes back: its swarm starts Locust, which must not be left running.
+        with pytest.raises(lm.InvalidTransitionError):
+            starter._lifecycle.launch(pending, actor=ACTOR)
+        assert masters["http://m1"].state == "stopped"
+
+
+# -- replicas with different clusters -----------------------------------------
+
+
+def test_a_replica_leaves_runs_on_clusters_it_does_not_know(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
+) -> None:
+    with (
+        replica(storage, clock, masters, {"cluster-1": "http://m1"}) as one,
+        replica(storage, clock, masters, {"cluster-2": "http://m2"}) as two,
+    ):
+        run = one.start_run(create(one).id, actor=ACTOR)
+        clock.advance(10)  # one's claim lapsed long ago
+        assert two.refresh(run.id).status is lm.RunStatus.RUNNING
+        assert two.reconcile() == [run]
+        assert storage.metrics.count(run.id) == 0
+        assert [r.id for r in two.unmonitored_runs()] == [run.id]
+        one.clusters.remove("cluster-1")  # forgetting a cluster fails nothing
+        assert one.refresh(run.id).status is lm.RunStatus.RUNNING
+        one.clusters.register("cluster-1", "http://m1")
+        one.refresh(run.id)
+        assert two.unmonitored_runs() == []
+        assert storage.metrics.count(run.id) == 1
+
+
+# -- criteria travel with the run ----------------------------------------------
+
+
+def test_editing_the_criteria_mid_run_does_not_change_its_verdict(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    test = create(orch, thresholds=["error_rate < 50%"])
+    run = orch.start_run(test.id, actor=ACTOR)
+    assert [lm.grammar.render(t) for t in run.parameters.thresholds] == ["error_rate < 50%"]
+    orch.update_load_test(test.id, {"thresholds": ["error_rate < 1%"]}, actor=ACTOR)
+    clock.advance(3)
+    orch.stop_run(run.id, actor=ACTOR)
+    clock.advance(INTERVAL)
+    ended = orch.refresh(run.id)
+    assert ended.verdict is not None
+    assert ended.verdict.passed  # judged by the criteria it started with
+    [result] = ended.verdict.results
+    assert result.criterion == "error_rate < 50%"
+    assert lm.to_json(ended)["thresholds"] == [lm.to_json(t) for t in run.parameters.thresholds]
+
+
+def test_the_baseline_figures_are_frozen_at_the_start(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    test = create(orch, thresholds=["median <= baseline * 1.5"], defaultRunTime="5s")
+    first = orch.start_run(test.id, actor=ACTOR)
+    clock.advance(3)
+    masters["http://m1"].state = "stopped"
+    first = orch.refresh(first.id)
+    assert first.verdict is not None
+    orch.set_baseline(test.id, first.id, actor=ACTOR)
+    second = orch.start_run(test.id, actor=ACTOR)
+    assert second.parameters.baseline is not None
+    assert second.parameters.baseline.run_id == first.id
+    assert (
+        second.parameters.baseline.figure("median", None)
+        == first.summary.aggregated.median_response_time
+    )  # type: ignore[union-attr]
+
+
+class CountingStorage:
+    """Memory storage that counts the reads an abort check could make."""
+
+    def __init__(self, inner: lm.Storage) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+        outer = self
+
+        class Metrics:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner.metrics, name)
+
+            def snapshots(self, *args: Any, **kwargs: Any) -> list[lm.MetricSnapshot]:
+                outer.reads.append("snapshots")
+                return inner.metrics.snapshots(*args, **kwargs)
+
+        class Tests:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner.load_tests, name)
+
+            def get(self, test_id: str) -> lm.LoadTest:
+                outer.reads.append("load_tests.get")
+                return inner.load_tests.get(test_id)
+
+        self.metrics = Metrics()
+        self.load_tests = Tests()
+        self.runs = inner.runs
+        self.url = inner.url
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_abort_check_reads_nothing_per_poll_beyond_the_snapshot(
+    clock: ManualClock, masters: Masters
+) -> None:
+    counting = CountingStorage(lm.connect("memory://"))
+    with replica(counting, clock, masters) as orch:  # type: ignore[arg-type]
+        test = create(orch, thresholds=["fail_rps < 100 for 10s, abort"])
+        run = orch.start_run(test.id, actor=ACTOR)
+        counting.reads.clear()
+        for _ in range(6):
+            clock.advance(INTERVAL)
+            orch.refresh(run.id)
+        assert counting.reads == ["snapshots"]  # once, when it first judged the run
+        masters["http://m1"].figures = {"current_fail_per_sec": 500.0}
+        for _ in range(7):
+            clock.advance(INTERVAL)
+            run = orch.refresh(run.id)
+            if run.status is not lm.RunStatus.RUNNING:
+                break
+        assert run.status is lm.RunStatus.STOPPING
+        assert (run.failure_reason or "").startswith("aborted: fail_rps < 100 for 10s, abort")
+        assert counting.reads == ["snapshots"]
+        clock.advance(INTERVAL)
+        ended = orch.refresh(run.id)
+        assert ended.status is lm.RunStatus.STOPPED
+        assert ended.verdict is not None
+        assert not ended.verdict.passed
