@@ -64,3 +64,26 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
+
+
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Every hypothesis property at 10,000 examples (the `fuzz` profile)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python", "-m", "pytest", "-m", "not slow", "-p", "no:cacheprovider",
+        "tests/test_fuzz_entry_points.py", "tests/test_properties.py", "tests/test_grammar.py",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "fuzz"},
+    )  # fmt: skip
+
+
+@nox.session(default=False)
+def races(session: nox.Session) -> None:
+    """Delete racing start at 300 rounds per backend, and the other races at scale."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "tests/test_delete_race.py",
+        "tests/test_lease_race.py", *session.posargs,
+        env={"LM_RACE_ROUNDS": "300"},
+    )  # fmt: skip

@@ -115,9 +115,22 @@ def text(*, max_len: int, required: bool = True) -> Callable[[Any], str | None]:
             return "must not be empty"
         if len(value) > max_len:
             return f"must be at most {max_len} characters"
-        return None
+        return unicode_problem(value)
 
     return check
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as UTF-8 (a lone surrogate), or ``None``.
+
+    JSON may carry ``"\\ud800"``, and Python keeps it; SQLite and BSON cannot
+    encode it, so every backend refuses it the same way, before any write.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
 
 
 def single_line(*, max_len: int) -> Callable[[Any], str | None]:
@@ -162,6 +175,8 @@ def http_url(value: Any) -> str | None:
         return f"must be at most {MAX_URL} characters"
     if _CONTROL.search(value) or " " in value:
         return "must not contain spaces or control characters"
+    if unicode_problem(value):
+        return unicode_problem(value)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port, which is the check
@@ -182,6 +197,8 @@ def relative_path(value: Any) -> str | None:
         return f"must be at most {MAX_LOCUSTFILE} characters"
     if _CONTROL.search(value) or "\\" in value:
         return "must not contain control characters or backslashes"
+    if unicode_problem(value):
+        return unicode_problem(value)
     if value.startswith("/") or re.match(r"[A-Za-z]:", value):
         return "must be a relative path"
     if ".." in value.split("/"):
@@ -324,3 +341,23 @@ def check_claimed_creator(claimed: str | None, actor: str) -> None:
         raise ValidationError.single(
             "createdBy", "must be left out or equal the caller's identity; it is never trusted"
         )
+
+
+def checked_tenants(value: object) -> frozenset[str] | None:
+    """The tenants a caller may act for, as a set; ``None`` means every tenant.
+
+    A bare string is refused: it is a collection of characters to Python, and
+    taking ``"tenant-a"`` as ``{"t", "e", "n", "a", "-"}`` would open other
+    tenants' data to the caller.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise ValidationError.single(
+            "tenants", "must be a collection of tenant ids (such as a set), not one string"
+        )
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+        isinstance(t, str) for t in value
+    ):
+        raise ValidationError.single("tenants", "must be a collection of tenant id strings")
+    return frozenset(value)

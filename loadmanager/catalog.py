@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
+from . import _constraints as c
 from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
-from .errors import NotFoundError, PermissionDeniedError
+from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
 from .metrics import EndpointStats, EndpointSummary, MetricSnapshot, SeriesBucket
 from .models import LoadTest, LoadTestRun
@@ -35,7 +36,8 @@ class Catalog:
 
     @staticmethod
     def _visible(tenant_id: str, tenants: Tenants) -> bool:
-        return tenants is None or tenant_id in tenants
+        scope = c.checked_tenants(tenants)
+        return scope is None or tenant_id in scope
 
     def _check_writable(self, tenant_id: str, tenants: Tenants) -> None:
         if not self._visible(tenant_id, tenants):
@@ -71,9 +73,9 @@ class Catalog:
         return self.storage.load_tests.find(
             LoadTestFilter(
                 tenant_id=tenant_id,
-                tenant_ids=None if tenants is None else tuple(tenants),
+                tenant_ids=c.checked_tenants(tenants),
                 env_id=env_id,
-                tags=None if tags is None else tuple(tags),
+                tags=tags,
                 name_contains=name_contains,
                 created_by=created_by,
                 limit=limit,
@@ -114,15 +116,25 @@ class Catalog:
             RunFilter(
                 load_test_id=load_test_id,
                 tenant_id=tenant_id,
-                tenant_ids=None if tenants is None else tuple(tenants),
+                tenant_ids=c.checked_tenants(tenants),
                 env_id=env_id,
                 locust_cluster_id=locust_cluster_id,
-                statuses=None if statuses is None else tuple(statuses),
+                statuses=statuses,  # the filter checks and converts it
                 started_after=started_after,
                 started_before=started_before,
                 limit=limit,
             )
         )
+
+    def _busy_as_seen_by(self, exc: ClusterBusyError, tenants: Tenants) -> ClusterBusyError:
+        """The busy error, naming the holder only if the caller may see it."""
+        if exc.active_run_id is None:
+            return exc
+        try:
+            self.get_run(exc.active_run_id, tenants=tenants)
+        except NotFoundError:
+            return ClusterBusyError(exc.cluster_id, None)
+        return exc
 
     def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:
         """Active runs that no live replica monitors (their claim is absent or expired).

@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from .errors import ValidationError
+from ._constraints import checked_tenants
+from .errors import PermissionDeniedError, ValidationError
 from .lifecycle import LocustMaster
 from .locust.client import LocustClient, default_retrying
 
@@ -31,6 +32,9 @@ class ClusterConfig:
         headers: Extra headers on every request (``{"Authorization": "Bearer …"}``).
         verify: TLS verification as httpx takes it (bool, CA bundle path, SSLContext).
         timeout: Seconds for each request.
+        tenants: The tenants whose load tests may use this cluster; ``None``
+            (the default) means every tenant. A collection of ids, never one
+            bare string.
     """
 
     url: str
@@ -38,6 +42,7 @@ class ClusterConfig:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     verify: Any = True
     timeout: float = 10.0
+    tenants: frozenset[str] | None = attrs.field(default=None, converter=checked_tenants)
 
 
 ClientFactory = Callable[[ClusterConfig], LocustMaster]
@@ -97,6 +102,20 @@ class ClusterRegistry:
         if config is None:
             raise ValidationError.single(
                 "locustClusterId", f"{cluster_id!r} is not a configured Locust cluster"
+            )
+        return config
+
+    def check_tenant(self, cluster_id: str, tenant_id: str) -> ClusterConfig:
+        """The cluster's settings, if ``tenant_id``'s load tests may use it.
+
+        Raises:
+            ValidationError: no such cluster.
+            PermissionDeniedError: the cluster is reserved for other tenants.
+        """
+        config = self.get(cluster_id)
+        if config.tenants is not None and tenant_id not in config.tenants:
+            raise PermissionDeniedError(
+                tenant_id, f"tenant {tenant_id!r} may not use cluster {cluster_id!r}"
             )
         return config
 

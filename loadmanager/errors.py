@@ -123,9 +123,9 @@ class PermissionDeniedError(LoadManagerError, PermissionError):
     raises NotFoundError instead, so its existence is not revealed.
     """
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, tenant_id: str, message: str | None = None) -> None:
         self.tenant_id = tenant_id
-        super().__init__(f"not allowed to act for tenant {tenant_id!r}")
+        super().__init__(message or f"not allowed to act for tenant {tenant_id!r}")
 
 
 class DuplicateError(LoadManagerError):

@@ -7,7 +7,7 @@ skips or repeats an object that was there all along.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -31,19 +31,39 @@ _LIMIT = c.rule(
 )
 
 
-def _opt_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        # A lone string is almost always meant as a one-item list.
-        return (value,)
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        raise ValidationError.single("", "must be a list of strings")
-    return tuple(value)
+def _texts(
+    field: str, *, lone_string: bool
+) -> Callable[[Iterable[Any] | None], tuple[Any, ...] | None]:
+    """A converter to an optional tuple of strings, refusing what is not a collection.
+
+    ``lone_string``: a bare string means a one-item list (a tag); otherwise it is
+    refused, because iterating it would split it into characters (tenant ids).
+    """
+
+    def convert(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if lone_string:
+                return (value,)
+            raise ValidationError.single(field, "must be a list of strings, not one string")
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise ValidationError.single(field, "must be a list of strings")
+        return tuple(value)
+
+    return convert
+
+
+def _tenant_ids(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    return _texts("tenants", lone_string=False)(value)
+
+
+def _tags(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    return _texts("tags", lone_string=True)(value)
 
 
 def _statuses(value: Iterable[Any] | None) -> tuple[RunStatus, ...] | None:
-    items = _opt_tuple(value)
+    items = _texts("statuses", lone_string=True)(value)
     if items is None:
         return None
     try:
@@ -55,7 +75,7 @@ def _statuses(value: Iterable[Any] | None) -> tuple[RunStatus, ...] | None:
 
 def _is_text(value: Any) -> str | None:
     # Filters are compared literally in every backend; only strings get there.
-    return None if isinstance(value, str) else "must be a string"
+    return c.unicode_problem(value) if isinstance(value, str) else "must be a string"
 
 
 _TEXT = c.optional(c.rule(_is_text))
@@ -79,10 +99,10 @@ class LoadTestFilter:
 
     tenant_id: str | None = attrs.field(default=None, validator=_TEXT)
     tenant_ids: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_opt_tuple, validator=_TEXTS
+        default=None, converter=_tenant_ids, validator=_TEXTS
     )
     env_id: str | None = attrs.field(default=None, validator=_TEXT)
-    tags: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple, validator=_TEXTS)
+    tags: tuple[str, ...] | None = attrs.field(default=None, converter=_tags, validator=_TEXTS)
     name_contains: str | None = attrs.field(default=None, validator=_TEXT)
     created_by: str | None = attrs.field(default=None, validator=_TEXT)
     limit: int = attrs.field(default=DEFAULT_LIMIT, validator=_LIMIT)
@@ -107,7 +127,7 @@ class RunFilter:
     load_test_id: str | None = attrs.field(default=None, validator=_TEXT)
     tenant_id: str | None = attrs.field(default=None, validator=_TEXT)
     tenant_ids: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_opt_tuple, validator=_TEXTS
+        default=None, converter=_tenant_ids, validator=_TEXTS
     )
     env_id: str | None = attrs.field(default=None, validator=_TEXT)
     locust_cluster_id: str | None = attrs.field(default=None, validator=_TEXT)

@@ -29,6 +29,7 @@ from .errors import (
     ValidationError,
 )
 from .grammar import render
+from .held import HeldSnapshots
 from .locust.stats import LocustStats
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
 from .models import LoadTest, LoadTestRun, RunParameters
@@ -95,6 +96,9 @@ class RunLifecycle:
             (they report every 3 s) before the final figures are read.
         checkpoint: Called with each name of :data:`STEPS` as the run passes it;
             the crash tests end the process there.
+        buffer_limit: Snapshots held in memory, across runs, while the storage
+            is unreachable; they are written when it is back. Past the limit
+            the oldest are dropped and counted on their run.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class RunLifecycle:
         actor: str = "loadmanager",
         settle: float = 3.5,
         checkpoint: Callable[[str], None] | None = None,
+        buffer_limit: int = 10_000,
     ) -> None:
         self._storage = storage
         self._masters = masters
@@ -117,7 +122,11 @@ class RunLifecycle:
         self._checkpoint = checkpoint or _never
         self._lock = threading.Lock()
         self._launching: set[str] = set()
-        self._recent: dict[str, list[MetricSnapshot]] = {}
+        self.held = HeldSnapshots(
+            storage.metrics.add_many,
+            lambda run_id, since: storage.metrics.snapshots(run_id, start=since),
+            limit=buffer_limit,
+        )
 
     @property
     def launching(self) -> frozenset[str]:
@@ -241,13 +250,22 @@ class RunLifecycle:
         elapsed = max(0.0, (at - began).total_seconds())
         return int(elapsed // run.parameters.poll_interval)
 
-    def poll(self, run: LoadTestRun) -> LoadTestRun:
+    def poll(self, run: LoadTestRun, slot: int | None = None) -> LoadTestRun:
         """Poll the run's master once: store a snapshot, then abort, finish or fail it.
 
         The caller holds the run's monitoring claim. A pending run that is not
         being started here had its starter die: it is adopted or failed.
+
+        Args:
+            slot: The poll slot this poll was scheduled for (the Monitor's);
+                ``None`` means the slot of the moment of the answer. An answer
+                that comes more than a slot late is dropped: by then another
+                replica may have taken the run over, and a gap is better than
+                one moment stored twice.
         """
-        if not run.is_active or run.id in self.launching:
+        with self._lock:
+            ours_starting = run.id in self._launching
+        if not run.is_active or ours_starting:
             return run
         if run.locust_cluster_id not in self._masters:
             return run  # not ours to judge: a replica that knows the cluster will
@@ -259,11 +277,22 @@ class RunLifecycle:
         except LocustError as exc:
             return self._end(run, RunStatus.FAILED, f"Locust master unreachable: {exc}")
         now = self._clock.now()
-        snapshot = stats.to_snapshot(run.id, now, self.slot(run, now))
+        current = self.slot(run, now)
+        if slot is None:
+            slot = current
+        elif current > slot + 1:
+            log.info("run %s: the answer for poll slot %d came too late; dropped", run.id, slot)
+            return run
+        snapshot = stats.to_snapshot(run.id, now, slot)
         try:
-            self._storage.metrics.add(snapshot)
+            stored = self.held.store(snapshot)
         except NotFoundError:  # the run vanished (its test was deleted) between reads
             self.forget(run.id)
+            return run
+        if not stored:  # the storage is down: nothing can be decided or recorded now
+            log.warning(
+                "storage down: %d snapshot(s) of run %s held", self.held.held(run.id), run.id
+            )
             return run
         if run.started_at is None or now - run.started_at < CACHE_GUARD:
             return run
@@ -312,7 +341,9 @@ class RunLifecycle:
         aborting = [t for t in run.parameters.thresholds if t.abort_on_fail]
         if not aborting:
             return None
-        recent = self._window(run, snapshot, max(t.window or 0.0 for t in aborting))
+        longest = max(t.window or 0.0 for t in aborting)
+        since = snapshot.timestamp - timedelta(seconds=longest + 3 * run.parameters.poll_interval)
+        recent = self.held.window(snapshot, since)
         breach = first_abort(aborting, recent, baseline=run.parameters.baseline)
         if breach is None:
             return None
@@ -327,24 +358,6 @@ class RunLifecycle:
         except StaleVersionError:
             return self._storage.runs.get(run.id)
         return self._send_stop(stopping, actor=self.actor, reason=reason)
-
-    def _window(
-        self, run: LoadTestRun, snapshot: MetricSnapshot, seconds: float
-    ) -> list[MetricSnapshot]:
-        # Kept in memory from poll to poll; read from storage once, when this
-        # replica first judges the run (it may have taken the run over).
-        span = timedelta(seconds=seconds + 3 * run.parameters.poll_interval)
-        start = snapshot.timestamp - span
-        with self._lock:
-            recent = self._recent.get(run.id)
-        if recent is None:
-            recent = self._storage.metrics.snapshots(run.id, start=start)
-        elif not recent or recent[-1].timestamp < snapshot.timestamp:
-            recent.append(snapshot)
-        recent = [s for s in recent if s.timestamp >= start]
-        with self._lock:
-            self._recent[run.id] = recent
-        return recent
 
     # -- ending -------------------------------------------------------------------
 
@@ -397,6 +410,9 @@ class RunLifecycle:
     ) -> LoadTestRun:
         if to is RunStatus.FAILED:
             log.warning("run %s failed: %s", run.id, reason)
+        dropped = self.held.dropped(run.id)
+        if dropped:
+            run = run.with_dropped(dropped)
         ended = run.transition(to, at=self._clock.now(), actor=actor or self.actor, reason=reason)
         try:
             stored = self._storage.runs.update(ended)
@@ -411,8 +427,7 @@ class RunLifecycle:
 
     def forget(self, run_id: str) -> None:
         """Drop what is kept in memory for a run this replica no longer polls."""
-        with self._lock:
-            self._recent.pop(run_id, None)
+        self.held.forget(run_id)
 
     def _find(self, run_id: str) -> LoadTestRun | None:
         try:

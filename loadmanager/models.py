@@ -392,6 +392,9 @@ class LoadTestRun:
 
     Status changes go through :meth:`transition`, which consults the single table
     in :mod:`loadmanager.status` and refuses everything else.
+
+    ``snapshots_dropped`` counts the snapshots lost while the storage was
+    unreachable for longer than the replica's buffer holds (0 normally).
     """
 
     id: str = attrs.field(validator=c.OBJECT_ID)
@@ -408,6 +411,7 @@ class LoadTestRun:
     summary: RunSummary | None = None
     verdict: Verdict | None = None
     version: int = attrs.field(default=1, validator=c.VERSION)
+    snapshots_dropped: int = attrs.field(default=0, validator=c.COUNT)
 
     @classmethod
     def new(
@@ -485,6 +489,10 @@ class LoadTestRun:
         if self.verdict is not None:
             parts.append(self.verdict._repr_html_())
         return "".join(parts)
+
+    def with_dropped(self, count: int) -> LoadTestRun:
+        """This run having lost ``count`` more snapshots (a storage outage past the buffer)."""
+        return attrs.evolve(self, snapshots_dropped=self.snapshots_dropped + count)
 
     def with_summary(self, summary: RunSummary, verdict: Verdict | None = None) -> LoadTestRun:
         """This run carrying Locust's final figures and the verdict on them."""

@@ -12,10 +12,12 @@ never take over each other's runs.
 
 Schedule: a run's poll slots are whole poll intervals since it started (the
 run's own interval, frozen at its start). The Monitor polls each run once per
-slot, in the middle of the slot, so a poll that is up to half an interval late
-still lands in its own slot; snapshots are keyed by slot and a second write of a
-slot is a no-op, so two replicas can never store one moment twice. A run that
-fell behind is polled at once, never in a burst.
+slot, in the middle of the slot, and hands the slot to the poll: the snapshot is
+stored under it even when the answer is late, up to one slot late (a busy
+process), and dropped after that (a stalled master: by then another replica may
+have taken the run over). A run keeps one snapshot per slot in every backend, so
+two replicas can never store one moment twice. A run that fell behind is polled
+at once, never in a burst.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .clock import Clock
+from .errors import RepositoryUnavailableError
 from .filters import MAX_LIMIT, RunFilter
 from .lifecycle import RunLifecycle
 from .models import LoadTestRun
@@ -72,7 +75,8 @@ class Monitor:
         self.ttl = timedelta(seconds=interval * 1.5)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
         self._in_flight: set[str] = set()
-        self._polled: dict[str, tuple[str, int]] = {}  # run -> (status, slot) last submitted
+        # run -> (pending?, slot, when the next slot is due), as last submitted
+        self._polled: dict[str, tuple[bool, int, datetime]] = {}
         self._listed: tuple[float, list[LoadTestRun]] | None = None
         self._tick = max(0.05, interval / 10)
         self._lock = threading.Lock()
@@ -118,6 +122,14 @@ class Monitor:
             run_id, self.owner, now=self._clock.now(), ttl=self.ttl
         )
 
+    def _claim_or_keep(self, run_id: str) -> bool:
+        """Claim the run; while the storage is down, keep polling the runs held before."""
+        try:
+            return self.claim(run_id)
+        except RepositoryUnavailableError:
+            with self._lock:
+                return run_id in self._polled
+
     def mine(self, run: LoadTestRun) -> bool:
         """Whether this replica may poll the run now: it knows the cluster and holds the claim."""
         return self._knows(run.locust_cluster_id) and self.claim(run.id)
@@ -127,9 +139,18 @@ class Monitor:
     def _active(self) -> list[LoadTestRun]:
         # Listing every active run is the costly part of a tick; the list is
         # refreshed twice an interval, and the fine-grained ticks between use it.
+        # While the storage is down, the last list stands: the runs this replica
+        # held go on being polled, their snapshots held by the lifecycle.
         now = self._clock.monotonic()
         if self._listed is None or now - self._listed[0] >= self.interval / 2:
-            found = self._storage.runs.find(RunFilter(statuses=ACTIVE_STATUSES, limit=MAX_LIMIT))
+            try:
+                found = self._storage.runs.find(
+                    RunFilter(statuses=ACTIVE_STATUSES, limit=MAX_LIMIT)
+                )
+            except RepositoryUnavailableError:
+                if self._listed is None:
+                    raise
+                return self._listed[1]
             self._listed = (now, found)
             with self._lock:  # forget the schedule of runs that ended
                 ids = {r.id for r in found}
@@ -137,18 +158,11 @@ class Monitor:
                     del self._polled[gone]
         return self._listed[1]
 
-    def _slot_due(self, run: LoadTestRun) -> int | None:
+    def _slot_due(self, run: LoadTestRun, now: datetime, last: int) -> int | None:
         """The slot to poll the run in now, or ``None`` if it is not due."""
         began = run.started_at or run.audit.created_at
-        phase = max(0.0, (self._clock.now() - began).total_seconds()) / run.parameters.poll_interval
+        phase = max(0.0, (now - began).total_seconds()) / run.parameters.poll_interval
         slot = int(phase)
-        with self._lock:
-            entry = self._polled.get(run.id)
-        last = -1
-        # Slots count from the start once a run runs, from its creation before:
-        # leaving pending begins a new count.
-        if entry is not None and (entry[0] == "pending") == (run.status is RunStatus.PENDING):
-            last = entry[1]
         behind = slot - 1 > last
         if slot > last and (phase - slot >= 0.5 or behind):
             return slot
@@ -157,38 +171,51 @@ class Monitor:
     def tick(self) -> int:
         """One pass: claim and hand to the lifecycle every run that is due. Returns how many."""
         launching = self._lifecycle.launching
+        now = self._clock.now()
+        known: dict[str, bool] = {}
         submitted = 0
         for run in self._active():
-            if not self._knows(run.locust_cluster_id):
-                continue
+            pending = run.status is RunStatus.PENDING
             with self._lock:
-                if run.id in self._in_flight:
-                    continue
-            slot = self._slot_due(run)
+                entry = self._polled.get(run.id)
+                busy = run.id in self._in_flight
+            # Slots count from the start once a run runs, from its creation
+            # before: leaving pending begins a new count.
+            last, next_due = (entry[1], entry[2]) if entry and entry[0] == pending else (-1, None)
+            if busy or (next_due is not None and now < next_due):
+                continue  # the cheap skip: most runs, most ticks
+            cluster = run.locust_cluster_id
+            if cluster not in known:
+                known[cluster] = self._knows(cluster)
+            if not known[cluster]:
+                continue
+            slot = self._slot_due(run, now, last)
             if slot is None:
                 continue
-            if not self.claim(run.id):
+            if not self._claim_or_keep(run.id):
                 continue
+            began = run.started_at or run.audit.created_at
+            due = began + timedelta(seconds=(slot + 1.5) * run.parameters.poll_interval)
             with self._lock:
-                self._polled[run.id] = (run.status.value, slot)
+                self._polled[run.id] = (pending, slot, due)
             if run.id in launching:
                 continue  # a start of ours: the claim is renewed, the start goes on
-            self._submit(run)
+            self._submit(run, slot)
             submitted += 1
         return submitted
 
-    def _submit(self, run: LoadTestRun) -> None:
+    def _submit(self, run: LoadTestRun, slot: int) -> None:
         with self._lock:
             self._in_flight.add(run.id)
         try:
-            self._pool.submit(self._poll_task, run)
+            self._pool.submit(self._poll_task, run, slot)
         except RuntimeError:  # the pool shut down between the check and here
             with self._lock:
                 self._in_flight.discard(run.id)
 
-    def _poll_task(self, run: LoadTestRun) -> None:
+    def _poll_task(self, run: LoadTestRun, slot: int) -> None:
         try:
-            if not self._lifecycle.poll(run).is_active:
+            if not self._lifecycle.poll(run, slot).is_active:
                 self._storage.runs.release_monitor(run.id, self.owner)
         except Exception:
             log.exception("polling run %s failed", run.id)

@@ -1,11 +1,7 @@
 """The Orchestrator: the public façade over load tests, runs and their monitoring.
 
-It checks input, tenants and identities, then calls in: storage for definitions
-and queries, the run lifecycle (:mod:`loadmanager.lifecycle`) for every status
-change, and the Monitor (:mod:`loadmanager.monitor`) for who polls what, when.
-Every method takes the caller's identity as ``actor`` (written to audits) and,
-for multi-tenant hosts, the ``tenants`` the caller may act for. Another tenant's
-objects answer NotFoundError, exactly like missing ones.
+It checks input, tenants and identities, then calls in: storage for definitions,
+the run lifecycle for every status change, the Monitor for who polls what, when.
 """
 
 from __future__ import annotations
@@ -23,7 +19,12 @@ from ._serialization import from_json, to_json
 from .catalog import Catalog, Tenants
 from .clock import Clock, IdFactory, as_clock, new_id
 from .clusters import ClientFactory, ClientPool, ClusterRegistry, default_client_factory
-from .errors import StaleVersionError, ValidationError, WaitTimeoutError
+from .errors import (
+    ClusterBusyError,
+    StaleVersionError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from .filters import MAX_LIMIT, RunFilter
 from .lifecycle import RunLifecycle
 from .metrics import MetricSnapshot
@@ -128,7 +129,7 @@ class Orchestrator(Catalog):
         spec = payload if isinstance(payload, LoadTestSpec) else from_json(LoadTestSpec, payload)
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
-        self.clusters.get(spec.locust_cluster_id)
+        self.clusters.check_tenant(spec.locust_cluster_id, spec.tenant_id)
         test = LoadTest.from_spec(spec, id=self._new_id(), at=self.clock.now(), actor=actor)
         return self.storage.load_tests.add(test)
 
@@ -159,8 +160,11 @@ class Orchestrator(Catalog):
         spec = from_json(LoadTestSpec, {**base, **changes})
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
-        if spec.locust_cluster_id != current.locust_cluster_id:
-            self.clusters.get(spec.locust_cluster_id)
+        if (spec.locust_cluster_id, spec.tenant_id) != (
+            current.locust_cluster_id,
+            current.tenant_id,
+        ):
+            self.clusters.check_tenant(spec.locust_cluster_id, spec.tenant_id)
         revised = current.revised(spec, at=self.clock.now(), actor=actor)
         return self.storage.load_tests.update(revised)
 
@@ -235,10 +239,13 @@ class Orchestrator(Catalog):
         elif not isinstance(overrides, RunOverrides):
             overrides = from_json(RunOverrides, overrides)
         c.check_claimed_creator(overrides.created_by, actor)
-        self.clusters.get(test.locust_cluster_id)
+        self.clusters.check_tenant(test.locust_cluster_id, test.tenant_id)
         baseline = frozen_baseline(self.storage.runs, test)
         params = overrides.resolve(test, baseline=baseline, poll_interval=self.poll_interval)
-        pending = self._lifecycle.begin(test, params, run_id=self._new_id(), actor=actor)
+        try:
+            pending = self._lifecycle.begin(test, params, run_id=self._new_id(), actor=actor)
+        except ClusterBusyError as exc:
+            raise self._busy_as_seen_by(exc, tenants) from None
         return self._lifecycle.launch(pending, actor=actor)
 
     def stop_run(self, run_id: str, *, actor: str, tenants: Tenants = None) -> LoadTestRun:
@@ -314,11 +321,7 @@ class Orchestrator(Catalog):
         settled = []
         for run in self.storage.runs.find(RunFilter(statuses=ACTIVE_STATUSES, limit=MAX_LIMIT)):
             if run.locust_cluster_id not in self.clusters:
-                log.warning(
-                    "run %s is on cluster %r, which this replica does not know",
-                    run.id,
-                    run.locust_cluster_id,
-                )
+                log.warning("run %s: cluster %r unknown here", run.id, run.locust_cluster_id)
             elif self.monitor.mine(run):
                 run = self._lifecycle.poll(run)
             settled.append(run)

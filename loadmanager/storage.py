@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import ValidationError
+from ._constraints import unicode_problem
+from .errors import FieldError, ValidationError
 from .repositories._protocols import Storage
 
 __all__ = ["ACCEPTED_URLS", "connect"]
@@ -21,6 +23,22 @@ ACCEPTED_URLS = (
 def _refuse(url: object, why: str) -> ValidationError:
     forms = "; ".join(ACCEPTED_URLS)
     return ValidationError.single("url", f"{why} (got {url!r}); accepted forms: {forms}")
+
+
+def _mongo_part(url: str) -> str:
+    """Which part of a MongoDB URL the driver refused, as well as it can be told."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "url.port"
+    if parts.netloc.count("@") > 1 or any(c in (parts.password or "") for c in "@:/"):
+        return "url.credentials"
+    return "url.database" if parts.path.strip("/") else "url"
+
+
+def _driver_refused(url: str, part: str, exc: Exception) -> ValidationError:
+    return ValidationError([FieldError(part, f"{exc} (in {url!r})")])
 
 
 def connect(url: str, **options: Any) -> Storage:
@@ -42,7 +60,12 @@ def connect(url: str, **options: Any) -> Storage:
     """
     if not isinstance(url, str):
         raise _refuse(url, "the storage URL must be a string")
+    problem = unicode_problem(url)
+    if problem is not None or "\x00" in url:
+        raise _refuse(url, f"the storage URL {problem or 'must not contain a NUL character'}")
     scheme, sep, rest = url.partition("://")
+    if not sep and url.startswith("sqlite:"):
+        raise _refuse(url, "a SQLite URL is sqlite:///path (three slashes)")
     if not sep:
         raise _refuse(url, "the storage URL has no scheme")
     if scheme == "memory":
@@ -62,5 +85,8 @@ def connect(url: str, **options: Any) -> Storage:
     if scheme in ("mongodb", "mongodb+srv"):
         from .repositories.mongo import MongoStorage
 
-        return MongoStorage(url, **options)
+        try:
+            return MongoStorage(url, **options)
+        except ValueError as exc:  # pymongo's own URL checks
+            raise _driver_refused(url, _mongo_part(url), exc) from exc
     raise _refuse(url, f"unknown storage scheme {scheme!r}")

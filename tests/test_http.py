@@ -134,7 +134,9 @@ def test_errors_are_problem_documents(api: httpx.Client) -> None:
     problem = bad.json()
     assert {e["path"] for e in problem["errors"]} == {"defaultUsers", "targetUrl", "colour"}
     assert set(problem) >= {"type", "title", "status", "detail"}
-    assert api.post("/v1/load-tests", content=b"{not json", headers=ALICE).status_code == 422
+    as_json = {**ALICE, "Content-Type": "application/json"}
+    assert api.post("/v1/load-tests", content=b"{not json", headers=as_json).status_code == 422
+    assert api.post("/v1/load-tests", content=b"{not json", headers=ALICE).status_code == 415
     assert api.get("/v1/nowhere", headers=ALICE).status_code == 404
     wrong_method = api.patch("/v1/load-tests", headers=ALICE)
     assert wrong_method.status_code == 405
@@ -248,7 +250,7 @@ def test_no_response_reveals_another_tenants_objects(
     response = api.request(
         method,
         path,
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         content=json.dumps({"name": "renamed"}) if method in ("PUT", "POST") else None,
     )
     mine = owner is not None and principal.tenants is not None and owner in principal.tenants

@@ -344,3 +344,15 @@ def test_the_abort_check_reads_nothing_per_poll_beyond_the_snapshot(
         assert ended.status is lm.RunStatus.STOPPED
         assert ended.verdict is not None
         assert not ended.verdict.passed
+
+
+def test_a_late_answer_keeps_its_slot_and_a_stalled_one_is_dropped(
+    orch: lm.Orchestrator, clock: ManualClock
+) -> None:
+    run = orch.start_run(create(orch).id, actor=ACTOR)
+    lifecycle = orch._lifecycle
+    clock.advance(INTERVAL * 1.5)  # scheduled in slot 0, answered in slot 1: kept as 0
+    lifecycle.poll(run, slot=0)
+    clock.advance(INTERVAL * 2)  # scheduled in slot 1, answered in slot 3: a stall
+    lifecycle.poll(run, slot=1)
+    assert [s.slot for s in orch.snapshots(run.id)] == [0]

@@ -32,10 +32,9 @@ class TestMongoStorage(StorageContract):
 def test_migrate_creates_the_layout_then_changes_nothing(mongo_url: str) -> None:
     client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_url)
     db = client.get_default_database()
-    db["test_runs"].insert_one({"legacy": True})
     try:
         first = migrate(db)
-        assert first.dropped == ("test_runs",)
+        assert first.dropped == ()
         assert set(first.created_collections) == {
             "load_tests",
             "load_test_runs",
@@ -45,12 +44,36 @@ def test_migrate_creates_the_layout_then_changes_nothing(mongo_url: str) -> None
         }
         assert first.changed
         assert {"load_tests", "load_test_runs", "metrics_timeseries"} <= set(first.collections)
-        assert "test_runs" not in first.collections
         assert all(len(first.indexes[c]) >= 2 for c in first.indexes)
         second = migrate(db)
         assert not second.changed
         assert second.indexes == first.indexes
         assert "nothing to migrate" in str(second)
+    finally:
+        client.close()
+
+
+def test_connecting_never_drops_legacy_data(mongo_url: str) -> None:
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_url)
+    db = client.get_default_database()
+    db["test_runs"].insert_many([{"legacy": n} for n in range(3)])
+    try:
+        with lm.connect(mongo_url) as storage:
+            assert isinstance(storage, MongoStorage)
+            assert storage.opening_report is not None
+            assert storage.opening_report.legacy == {"test_runs": 3}
+            assert storage.opening_report.dropped == ()
+            assert "3 documents" in str(storage.opening_report)
+        assert db["test_runs"].count_documents({}) == 3
+        with pytest.raises(lm.ConflictError, match="force=True"):
+            migrate(db, drop_legacy=True)
+        assert db["test_runs"].count_documents({}) == 3  # refused: nothing dropped
+        report = migrate(db, drop_legacy=True, force=True)
+        assert report.dropped == ("test_runs",)
+        assert report.legacy == {"test_runs": 3}
+        assert "test_runs" not in db.list_collection_names()
+        db.create_collection("test_runs")  # an empty one goes without force
+        assert migrate(db, drop_legacy=True).dropped == ("test_runs",)
     finally:
         client.close()
 

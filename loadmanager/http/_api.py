@@ -48,6 +48,39 @@ MAX_BODY = 1024 * 1024
 
 PROBLEM = "application/problem+json"
 
+MAX_DEPTH = 32
+"""JSON bodies nesting deeper than this are refused (no valid body nests past 4)."""
+
+
+def _depth(document: Any) -> int:
+    """How deeply a parsed JSON document nests, without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                break
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _json_content(request: ApiRequest) -> bool:
+    """Whether a state-changing request's body is declared as JSON.
+
+    A request without a body and without a Content-Type passes (a bare POST to
+    stop a run). Browsers send forms and text/plain across sites without a
+    preflight, so any other declared type is refused, body or not.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return not request.body.strip()
+    kind = declared.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
 
 @attrs.frozen
 class ApiRequest:
@@ -214,6 +247,13 @@ class Api:
                         return problem(
                             413, "Payload too large", f"bodies are limited to {self.max_body} bytes"
                         )
+                    if method != "GET" and not _json_content(request):
+                        return problem(
+                            415,
+                            "Unsupported media type",
+                            "send the body as application/json; forms and plain text are "
+                            "refused so that no other site can submit them",
+                        )
                     return handler(request, principal, **match.groupdict())
             return problem(
                 405, "Method not allowed", f"{request.method} is not allowed here",
@@ -231,9 +271,14 @@ class Api:
                 return {}
             raise ValidationError.single("", "a JSON body is required")
         try:
-            return json.loads(request.body)
+            document = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             raise ValidationError.single("", "the body is not valid JSON") from None
+        except RecursionError:
+            document = None  # nested past Python's limit: refused below
+        if document is None or _depth(document) > MAX_DEPTH:
+            raise ValidationError.single("", f"the body nests deeper than {MAX_DEPTH} levels")
+        return document
 
     @staticmethod
     def _one(request: ApiRequest, name: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._constraints import checked_tenants
 from ..errors import LoadManagerError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ __all__ = [
 
 
 def _tenants(value: Collection[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
+    return checked_tenants(value)
 
 
 @attrs.frozen
@@ -37,7 +38,9 @@ class Principal:
 
     Attributes:
         actor: The identity written into audit fields.
-        tenants: The tenants it may see and change; ``None`` means all.
+        tenants: The tenants it may see and change; ``None`` means all. A
+            collection of ids (a set, a list); one bare string is refused with
+            a ValidationError, since it would be read as its characters.
     """
 
     actor: str

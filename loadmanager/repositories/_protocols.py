@@ -17,13 +17,16 @@ test with fewer runs, never runs without a test.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import inspect
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
-from .._constraints import is_whole
+from .._constraints import is_whole, unicode_problem
+from .._naming import camel
 from ..errors import ValidationError
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
@@ -226,6 +229,87 @@ class AddsOne:
     def add(self, snapshot: MetricSnapshot) -> bool:
         """Store one snapshot; ``False`` if its slot was taken."""
         return self.add_many([snapshot]) == 1
+
+
+MAX_KEY = 1024
+"""The longest id, cluster id or owner name a repository looks up."""
+
+
+def _key(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ValidationError.single(camel(name), "must be a string")
+    if len(value) > MAX_KEY:
+        raise ValidationError.single(camel(name), f"must be at most {MAX_KEY} characters")
+    problem = unicode_problem(value)
+    if problem is not None:
+        raise ValidationError.single(camel(name), problem)
+
+
+def _time(name: str, value: Any) -> None:
+    if value is None and name != "now":
+        return
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValidationError.single(camel(name), "must be a datetime with a time zone")
+
+
+def _limit(name: str, value: Any) -> None:
+    if value is not None and (not is_whole(value) or value < 0):
+        raise ValidationError.single(name, "must be a whole number >= 0, or None")
+
+
+def _endpoint(name: str, value: Any) -> None:
+    if value is not None:
+        _key(name, value)
+
+
+def _ttl(name: str, value: Any) -> None:
+    if not isinstance(value, timedelta):
+        raise ValidationError.single(name, "must be a timedelta")
+
+
+_ARGUMENT_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "test_id": _key,
+    "run_id": _key,
+    "cluster_id": _key,
+    "owner": _key,
+    "start": _time,
+    "end": _time,
+    "now": _time,
+    "limit": _limit,
+    "endpoint": _endpoint,
+    "ttl": _ttl,
+    "buckets": lambda name, value: check_buckets(value),
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked(method: F) -> F:
+    """Check a repository method's plain arguments by their names, before any I/O.
+
+    Every backend refuses the same bad arguments (a dict for an id, a naive
+    datetime, ``limit=-1``) with the same ValidationError, instead of each
+    driver failing in its own way.
+    """
+    # Positions are worked out once: binding the signature on every call would
+    # cost more than the check itself on the Monitor's hot path.
+    params = list(inspect.signature(method).parameters.values())
+    checks = [
+        (p.name, i if p.kind is p.POSITIONAL_OR_KEYWORD else None, _ARGUMENT_CHECKS[p.name])
+        for i, p in enumerate(params)
+        if p.name in _ARGUMENT_CHECKS
+    ]
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name, position, check in checks:
+            if name in kwargs:
+                check(name, kwargs[name])
+            elif position is not None and position < len(args):
+                check(name, args[position])
+        return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_buckets(buckets: int) -> None:

@@ -22,7 +22,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._series import python_series, snapshot_values, window_for
 
 __all__ = [
@@ -85,6 +85,7 @@ class MemoryLoadTestRepository:
             self._s.tests[test.id] = test
             return test
 
+    @checked
     def get(self, test_id: str) -> LoadTest:
         with self._s.lock:
             try:
@@ -101,6 +102,7 @@ class MemoryLoadTestRepository:
             self._s.tests[test.id] = stored
             return stored
 
+    @checked
     def delete(self, test_id: str) -> None:
         with self._s.lock:
             self.get(test_id)
@@ -141,6 +143,7 @@ class MemoryLoadTestRunRepository:
             self._s.runs[run.id] = run
             return run
 
+    @checked
     def get(self, run_id: str) -> LoadTestRun:
         with self._s.lock:
             try:
@@ -167,6 +170,7 @@ class MemoryLoadTestRunRepository:
         found.sort(key=lambda r: _order(r.audit.created_at, r.id))
         return found[: filter.limit]
 
+    @checked
     def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
         with self._s.lock:
             return next(
@@ -178,6 +182,7 @@ class MemoryLoadTestRunRepository:
                 None,
             )
 
+    @checked
     def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
         with self._s.lock:
             run = self._s.runs.get(run_id)
@@ -189,12 +194,14 @@ class MemoryLoadTestRunRepository:
             self._s.monitors[run_id] = (owner, now + ttl)
             return True
 
+    @checked
     def release_monitor(self, run_id: str, owner: str) -> None:
         with self._s.lock:
             holder = self._s.monitors.get(run_id)
             if holder is not None and holder[0] == owner:
                 del self._s.monitors[run_id]
 
+    @checked
     def monitor_of(self, run_id: str) -> MonitorClaim | None:
         with self._s.lock:
             holder = self._s.monitors.get(run_id)
@@ -228,6 +235,7 @@ class MemoryMetricsRepository(AddsOne):
                     bisect.insort(series, snap, key=lambda s: s.timestamp)
         return stored
 
+    @checked
     def snapshots(
         self,
         run_id: str,
@@ -245,6 +253,7 @@ class MemoryMetricsRepository(AddsOne):
         ]
         return found if limit is None else found[:limit]
 
+    @checked
     def series(
         self,
         run_id: str,
@@ -254,7 +263,6 @@ class MemoryMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        check_buckets(buckets)
         items = self.snapshots(run_id, start=start, end=end)
         if not items:
             return []
@@ -270,6 +278,7 @@ class MemoryMetricsRepository(AddsOne):
                 points.append((to_millis(snap.timestamp), values))
         return python_series(window, points)
 
+    @checked
     def count(self, run_id: str) -> int:
         with self._s.lock:
             return len(self._s.snapshots.get(run_id, ()))

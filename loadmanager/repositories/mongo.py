@@ -22,7 +22,9 @@ not date operators, which some wire-compatible servers get wrong; averages are
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -45,6 +47,7 @@ from ..clock import from_millis, to_millis
 from ..errors import (
     ActiveRunError,
     ClusterBusyError,
+    ConflictError,
     DuplicateError,
     NotFoundError,
     RepositoryUnavailableError,
@@ -53,7 +56,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -76,7 +79,28 @@ SLOTS = "metrics_slots"
 LEGACY_COLLECTIONS = ("test_runs",)
 """Collections of the seed's earlier design, dropped by :func:`migrate`."""
 
-_HELPERS = ("createdMs", "startedMs", "tsMs", "lease")
+_HELPERS = ("createdMs", "startedMs", "tsMs", "lease", "deletingMs")
+
+DELETE_MARK_TTL_MS = 60_000
+"""How long a delete's mark on a test holds off starts; a crashed delete's mark
+lapses after this long instead of blocking the test forever."""
+
+
+def _not_being_deleted(now_ms: int) -> dict[str, Any]:
+    return {
+        "$or": [
+            {"deletingMs": {"$exists": False}},
+            {"deletingMs": {"$lt": now_ms - DELETE_MARK_TTL_MS}},
+        ]
+    }
+
+
+def _now_ms() -> int:
+    # Only for the delete mark's expiry, a storage-level lock: the wall clock of
+    # the host is what every replica shares, as for SQLite's lock timeouts.
+    return int(time.time() * 1000)
+
+
 _CONVERTER = make_converter("native")
 _CAMEL_SERIES = {
     f: f.split("_")[0] + "".join(p.title() for p in f.split("_")[1:]) for f in SERIES_FIELDS
@@ -170,6 +194,7 @@ class MongoLoadTestRepository:
                 raise DuplicateError("LoadTest", test.id) from exc
         return test
 
+    @checked
     def get(self, test_id: str) -> LoadTest:
         with _mapped("reading a load test"):
             doc = self._col.find_one({"_id": _eq(test_id)})
@@ -181,26 +206,43 @@ class MongoLoadTestRepository:
         stored = bumped(test)
         with _mapped("updating a load test"):
             result = self._col.replace_one(
-                {"_id": _eq(test.id), "version": _eq(test.version)}, _test_doc(stored)
+                {
+                    "_id": _eq(test.id),
+                    "version": _eq(test.version),
+                    **_not_being_deleted(_now_ms()),
+                },
+                _test_doc(stored),
             )
             if result.matched_count == 0:
                 current = self._col.find_one({"_id": _eq(test.id)}, {"version": 1})
-                if current is None:
-                    raise NotFoundError("LoadTest", test.id)
+                if current is None or current["version"] == test.version:
+                    raise NotFoundError("LoadTest", test.id)  # gone, or going
                 raise StaleVersionError("LoadTest", test.id, test.version, current["version"])
         return stored
 
+    @checked
     def delete(self, test_id: str) -> None:
-        # Metrics, then runs, then the test: an interrupted delete never leaves
-        # runs or metrics whose test is gone. MongoDB has no cross-collection
-        # transaction without a replica set, so a start racing this delete is
-        # refused by the run repository's own existence check instead.
+        # MongoDB has no cross-collection transaction without a replica set, so
+        # a start racing this delete is settled by a mark on the test, set by
+        # compare-and-set before the runs are looked at: a start re-checks the
+        # test after inserting its run and withdraws the run if the mark is
+        # there; a start that inserted first is seen here as an active run.
+        # Then metrics, runs, the test: an interrupted delete leaves a test
+        # with fewer runs, never runs without a test.
         runs = self._db[RUNS]
         with _mapped("deleting a load test"):
-            if self._col.find_one({"_id": _eq(test_id)}, {"_id": 1}) is None:
-                raise NotFoundError("LoadTest", test_id)
+            marked = self._col.find_one_and_update(
+                {"_id": _eq(test_id), **_not_being_deleted(_now_ms())},
+                {"$set": {"deletingMs": _now_ms()}},
+                projection={"_id": 1},
+            )
+            if marked is None:
+                if self._col.find_one({"_id": _eq(test_id)}, {"_id": 1}) is None:
+                    raise NotFoundError("LoadTest", test_id)
+                raise ConflictError(f"load test {test_id!r} is being deleted by another call")
             active = runs.find_one({"loadTestId": _eq(test_id), "lease": {"$exists": True}})
             if active is not None:
+                self._col.update_one({"_id": _eq(test_id)}, {"$unset": {"deletingMs": ""}})
                 raise ActiveRunError(test_id, active["_id"])
             run_ids = [d["_id"] for d in runs.find({"loadTestId": _eq(test_id)}, {"_id": 1})]
             if run_ids:
@@ -237,23 +279,41 @@ class MongoLoadTestRunRepository:
         self._db = db
         self._col = db[RUNS]
 
-    def _busy(self, run: LoadTestRun, exc: Exception) -> Exception:
+    def _holder(self, run: LoadTestRun, exc: Exception) -> str | None:
+        """The active run holding the lease; DuplicateError if the id was the clash."""
         existing = self._col.find_one({"_id": _eq(run.id)}, {"_id": 1})
         if existing is not None and "lease" not in str(exc):
-            return DuplicateError("LoadTestRun", run.id)
+            raise DuplicateError("LoadTestRun", run.id) from exc
         holder = self._col.find_one({"lease": _eq(run.locust_cluster_id)}, {"_id": 1})
-        return ClusterBusyError(run.locust_cluster_id, holder["_id"] if holder else None)
+        return None if holder is None else str(holder["_id"])
+
+    def _test_open(self, test_id: str) -> bool:
+        found = self._db[LOAD_TESTS].find_one(
+            {"_id": _eq(test_id), **_not_being_deleted(_now_ms())}, {"_id": 1}
+        )
+        return found is not None
 
     def add(self, run: LoadTestRun) -> LoadTestRun:
         with _mapped("adding a run"):
-            if self._db[LOAD_TESTS].find_one({"_id": _eq(run.load_test_id)}, {"_id": 1}) is None:
+            if not self._test_open(run.load_test_id):
                 raise NotFoundError("LoadTest", run.load_test_id)
-            try:
-                self._col.insert_one(_run_doc(run))
-            except pymongo_errors.DuplicateKeyError as exc:
-                raise self._busy(run, exc) from exc
+            for attempt in (1, 2):
+                try:
+                    self._col.insert_one(_run_doc(run))
+                    break
+                except pymongo_errors.DuplicateKeyError as exc:
+                    holder = self._holder(run, exc)
+                    # The holder may have ended between the clash and the look-up:
+                    # then the lease is free, and one more try settles it.
+                    if holder is not None or attempt == 2:
+                        raise ClusterBusyError(run.locust_cluster_id, holder) from exc
+            if not self._test_open(run.load_test_id):
+                # A delete marked the test after our first check: withdraw.
+                self._col.delete_one({"_id": _eq(run.id)})
+                raise NotFoundError("LoadTest", run.load_test_id)
         return run
 
+    @checked
     def get(self, run_id: str) -> LoadTestRun:
         with _mapped("reading a run"):
             doc = self._col.find_one({"_id": _eq(run_id)})
@@ -269,7 +329,7 @@ class MongoLoadTestRunRepository:
                     {"_id": _eq(run.id), "version": _eq(run.version)}, _run_doc(stored)
                 )
             except pymongo_errors.DuplicateKeyError as exc:
-                raise self._busy(run, exc) from exc
+                raise ClusterBusyError(run.locust_cluster_id, self._holder(run, exc)) from exc
             if result.matched_count == 0:
                 current = self._col.find_one({"_id": _eq(run.id)}, {"version": 1})
                 if current is None:
@@ -304,11 +364,13 @@ class MongoLoadTestRunRepository:
             docs = self._col.find(query).sort([("createdMs", 1), ("_id", 1)]).limit(filter.limit)
             return [_from_doc(d, LoadTestRun) for d in docs]
 
+    @checked
     def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
         with _mapped("reading a cluster lease"):
             doc = self._col.find_one({"lease": _eq(cluster_id)})
         return None if doc is None else _from_doc(doc, LoadTestRun)
 
+    @checked
     def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
         # Claims live in their own collection so that renewing one never writes
         # the run document (whose version guards every status change).
@@ -335,10 +397,12 @@ class MongoLoadTestRunRepository:
                 return False  # someone else holds a live claim
             return True
 
+    @checked
     def release_monitor(self, run_id: str, owner: str) -> None:
         with _mapped("releasing a run's monitor"):
             self._db[MONITORS].delete_one({"_id": _eq(run_id), "owner": _eq(owner)})
 
+    @checked
     def monitor_of(self, run_id: str) -> MonitorClaim | None:
         with _mapped("reading a run's monitor"):
             doc = self._db[MONITORS].find_one({"_id": _eq(run_id)})
@@ -415,6 +479,7 @@ class MongoMetricsRepository(AddsOne):
             match["tsMs"] = bounds
         return match
 
+    @checked
     def snapshots(
         self,
         run_id: str,
@@ -431,6 +496,7 @@ class MongoMetricsRepository(AddsOne):
                 cursor = cursor.limit(limit)
             return [_from_doc(d, MetricSnapshot) for d in cursor]
 
+    @checked
     def series(
         self,
         run_id: str,
@@ -440,7 +506,6 @@ class MongoMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        check_buckets(buckets)
         match = self._match(run_id, start, end)
         with _mapped("computing a series"):
             bounds = list(
@@ -497,6 +562,7 @@ class MongoMetricsRepository(AddsOne):
                 rows.append((int(doc["_id"]), int(doc["samples"]), figures))
         return assemble(window, rows)
 
+    @checked
     def count(self, run_id: str) -> int:
         with _mapped("counting snapshots"):
             return int(self._col.count_documents({"loadTestRunId": _eq(run_id)}))
@@ -507,7 +573,9 @@ class MigrationReport:
     """What :func:`migrate` found and did.
 
     Attributes:
-        dropped: Legacy collections it dropped.
+        dropped: Legacy collections it dropped (only when asked to).
+        legacy: Legacy collections present before it ran, with their document
+            counts; they stay until ``migrate(drop_legacy=True)``.
         created_collections: Collections it created.
         created_indexes: Index names it created (as the server names them).
         collections: Every collection present afterwards.
@@ -516,6 +584,7 @@ class MigrationReport:
     """
 
     dropped: tuple[str, ...]
+    legacy: Mapping[str, int]
     created_collections: tuple[str, ...]
     created_indexes: tuple[str, ...]
     collections: tuple[str, ...]
@@ -536,6 +605,11 @@ class MigrationReport:
                 f"{list(self.created_collections)}, created indexes {list(self.created_indexes)}"
             )
         lines = [head, f"metrics_timeseries is a time-series collection: {self.timeseries}"]
+        lines += [
+            f"legacy collection {name}: {count} documents"
+            + (", dropped" if name in self.dropped else "; migrate(drop_legacy=True) drops it")
+            for name, count in sorted(self.legacy.items())
+        ]
         lines += [f"{name}: {', '.join(idx)}" for name, idx in sorted(self.indexes.items())]
         return "\n".join(lines)
 
@@ -544,22 +618,45 @@ def _index_names(db: Any, collection: str) -> set[str]:
     return set(db[collection].index_information())
 
 
-def migrate(db: Any) -> MigrationReport:
+def migrate(db: Any, *, drop_legacy: bool = False, force: bool = False) -> MigrationReport:
     """Bring a database to the current layout; safe to run any number of times.
 
-    Drops the legacy ``test_runs`` collection, creates ``load_tests``,
-    ``load_test_runs``, ``run_monitors`` and ``metrics_timeseries`` (a time-series collection with
-    ``loadTestRunId`` as its meta field where the server supports them) and every
-    index the queries use. This is the seed's "Database Migration" section as code.
+    Creates ``load_tests``, ``load_test_runs``, ``run_monitors``, ``metrics_slots``
+    and ``metrics_timeseries`` (a time-series collection with ``loadTestRunId``
+    as its meta field where the server supports them) and every index the
+    queries use. This is the seed's "Database Migration" section as code.
+
+    It never deletes data unless told to: the legacy ``test_runs`` collection is
+    only reported (with its document count) unless ``drop_legacy=True``, and a
+    non-empty one is dropped only with ``force=True`` as well.
 
     Args:
         db: A ``pymongo.database.Database``.
+        drop_legacy: Drop the legacy collections of the seed's earlier design.
+        force: Drop them even when they hold documents.
+
+    Raises:
+        ConflictError: ``drop_legacy`` without ``force`` while a legacy
+            collection holds documents; nothing was dropped.
     """
     with _mapped("migrating"):
         existing = set(db.list_collection_names())
-        dropped = tuple(sorted(c for c in LEGACY_COLLECTIONS if c in existing))
-        for name in dropped:
-            db.drop_collection(name)
+        legacy = {
+            name: int(db[name].estimated_document_count())
+            for name in LEGACY_COLLECTIONS
+            if name in existing
+        }
+        dropped: tuple[str, ...] = ()
+        if drop_legacy:
+            full = {name: n for name, n in legacy.items() if n}
+            if full and not force:
+                raise ConflictError(
+                    f"legacy collections hold documents ({full}); "
+                    "pass force=True to drop them anyway"
+                )
+            dropped = tuple(sorted(legacy))
+            for name in dropped:
+                db.drop_collection(name)
         created: list[str] = []
         for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS):
             if name not in existing:
@@ -587,6 +684,7 @@ def migrate(db: Any) -> MigrationReport:
         new_indexes = tuple(sorted(i for c in after for i in after[c] - before[c]))
         return MigrationReport(
             dropped=dropped,
+            legacy=legacy,
             created_collections=tuple(created),
             created_indexes=new_indexes,
             collections=tuple(sorted(db.list_collection_names())),
@@ -610,7 +708,8 @@ class MongoStorage:
         url: ``mongodb://host:port/dbname``; the database defaults to ``loadmanager``.
         database: A database name that overrides the one in the URL.
         client: An existing ``MongoClient`` to use (not closed by :meth:`close`).
-        migrate_on_open: Run :func:`migrate` when opening (idempotent; on by default).
+        migrate_on_open: Run :func:`migrate` when opening (idempotent, never
+            drops anything; on by default).
         server_selection_timeout_ms: How long to look for a server before
             RepositoryUnavailableError.
     """
@@ -624,9 +723,9 @@ class MongoStorage:
         migrate_on_open: bool = True,
         server_selection_timeout_ms: int = 5000,
     ) -> None:
-        self.url = _redacted(url)
         self._owns_client = client is None
-        with _mapped("connecting"):
+        try:
+            self.url = _redacted(url)
             self._client = client or pymongo.MongoClient(
                 url,
                 tz_aware=True,
@@ -635,18 +734,31 @@ class MongoStorage:
             )
             default = self._client.get_default_database(default="loadmanager")
             self.db = self._client[database] if database else default
+        except (pymongo_errors.ConfigurationError, pymongo_errors.InvalidName) as exc:
+            # A URL the driver refuses is the caller's input, not an outage.
+            raise ValueError(str(exc)) from exc
         self.load_tests = MongoLoadTestRepository(self.db)
         self.runs = MongoLoadTestRunRepository(self.db)
         self.metrics = MongoMetricsRepository(self.db)
         try:
             self.opening_report = migrate(self.db) if migrate_on_open else None
+            if self.opening_report is not None and self.opening_report.legacy:
+                logging.getLogger("loadmanager").warning(
+                    "MongoDB %s still has legacy collections %s; they are kept until "
+                    "storage.migrate(drop_legacy=True)",
+                    self.url,
+                    dict(self.opening_report.legacy),
+                )
         except BaseException:
             self.close()  # a storage that failed to open must not leak its client
             raise
 
-    def migrate(self) -> MigrationReport:
-        """Run :func:`migrate` on this storage's database and report."""
-        return migrate(self.db)
+    def migrate(self, *, drop_legacy: bool = False, force: bool = False) -> MigrationReport:
+        """Run :func:`migrate` on this storage's database and report.
+
+        Opening the storage runs it too, without ever dropping anything.
+        """
+        return migrate(self.db, drop_legacy=drop_legacy, force=force)
 
     def close(self) -> None:
         """Close the client if this storage created it."""

@@ -37,7 +37,7 @@ from ..errors import (
 from ..filters import LoadTestFilter, RunFilter
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._protocols import AddsOne, MonitorClaim, bumped, check_buckets
+from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -284,6 +284,7 @@ class SqliteLoadTestRepository:
             [(tag, test.id) for tag in test.tags],
         )
 
+    @checked
     def get(self, test_id: str) -> LoadTest:
         row = self._db.run(
             lambda conn: conn.execute(
@@ -318,6 +319,7 @@ class SqliteLoadTestRepository:
 
         return self._db.write(change)
 
+    @checked
     def delete(self, test_id: str) -> None:
         def remove(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM load_tests WHERE id = ?", (test_id,)).fetchone() is None:
@@ -419,6 +421,7 @@ class SqliteLoadTestRunRepository:
         ).fetchone()
         raise ClusterBusyError(run.locust_cluster_id, holder[0] if holder else None) from exc
 
+    @checked
     def get(self, run_id: str) -> LoadTestRun:
         row = self._db.run(
             lambda conn: conn.execute(
@@ -485,6 +488,7 @@ class SqliteLoadTestRunRepository:
         rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
         return [_loads(doc, LoadTestRun) for (doc,) in rows]
 
+    @checked
     def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
         row = self._db.run(
             lambda conn: conn.execute(
@@ -494,6 +498,7 @@ class SqliteLoadTestRunRepository:
         )
         return None if row is None else _loads(row[0], LoadTestRun)
 
+    @checked
     def claim_monitor(self, run_id: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
         now_ms = to_millis(now)
         until_ms = to_millis(now + ttl)
@@ -509,6 +514,7 @@ class SqliteLoadTestRunRepository:
 
         return self._db.write(claim)
 
+    @checked
     def release_monitor(self, run_id: str, owner: str) -> None:
         self._db.write(
             lambda conn: conn.execute(
@@ -518,6 +524,7 @@ class SqliteLoadTestRunRepository:
             )
         )
 
+    @checked
     def monitor_of(self, run_id: str) -> MonitorClaim | None:
         row = self._db.run(
             lambda conn: conn.execute(
@@ -565,6 +572,7 @@ class SqliteMetricsRepository(AddsOne):
 
         return self._db.write(insert) if rows else 0
 
+    @checked
     def snapshots(
         self,
         run_id: str,
@@ -595,6 +603,7 @@ class SqliteMetricsRepository(AddsOne):
             params.append(to_millis(end))
         return sql, params
 
+    @checked
     def series(
         self,
         run_id: str,
@@ -604,7 +613,6 @@ class SqliteMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        check_buckets(buckets)
         bounds_sql, bounds_params = self._range("SELECT MIN(ts_ms), MAX(ts_ms)", run_id, start, end)
 
         def query(conn: sqlite3.Connection) -> list[SeriesBucket]:
@@ -656,6 +664,7 @@ class SqliteMetricsRepository(AddsOne):
             params.append(to_millis(end))
         return sql, params
 
+    @checked
     def count(self, run_id: str) -> int:
         row = self._db.run(
             lambda conn: conn.execute(

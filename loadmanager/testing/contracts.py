@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
@@ -565,7 +566,75 @@ class MetricsContract:
                 storage.metrics.series("r", bad)
 
 
-class StorageContract(LoadTestContract, RunContract, MonitorClaimContract, MetricsContract):
+BAD_KEYS = ({"$ne": None}, 2**63, None, b"id", ["id"], "x\ud800", "x" * 2000)
+"""Ids no backend may pass to its driver: each is a ValidationError, everywhere."""
+
+
+class ArgumentContract:
+    """Bad plain arguments are refused identically, before any I/O."""
+
+    def test_bad_ids_are_validation_errors(self, storage: Storage) -> None:
+        calls = [
+            storage.load_tests.get,
+            storage.load_tests.delete,
+            storage.runs.get,
+            storage.runs.active_on_cluster,
+            storage.runs.monitor_of,
+            lambda key: storage.runs.release_monitor(key, "owner"),
+            lambda key: storage.runs.claim_monitor(key, "o", now=T0, ttl=timedelta(1)),
+            storage.metrics.snapshots,
+            storage.metrics.count,
+            lambda key: storage.metrics.series(key, 10),
+        ]
+        for bad in BAD_KEYS:
+            for call in calls:
+                with pytest.raises(ValidationError):
+                    call(bad)  # type: ignore[operator]
+
+    def test_naive_times_and_bad_limits_are_validation_errors(self, storage: Storage) -> None:
+        naive = datetime(2025, 1, 1)
+        for kwargs in ({"start": naive}, {"end": naive}, {"limit": -1}, {"limit": "5"}):
+            with pytest.raises(ValidationError):
+                storage.metrics.snapshots("r", **kwargs)
+        with pytest.raises(ValidationError):
+            storage.metrics.series("r", 10, start=naive)
+        with pytest.raises(ValidationError):
+            storage.metrics.series("r", 10, endpoint=5)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            storage.runs.claim_monitor("r", "o", now=naive, ttl=timedelta(1))
+
+    def test_filters_refuse_what_is_not_a_list_of_strings(self) -> None:
+        bad_tests: list[dict[str, Any]] = [
+            {"tags": 5},
+            {"tenant_ids": 5},
+            {"tenant_ids": "tenant-a"},
+            {"limit": -1},
+        ]
+        for bad in bad_tests:
+            with pytest.raises(ValidationError):
+                LoadTestFilter(**bad)
+        bad_runs: list[dict[str, Any]] = [
+            {"limit": "5"},
+            {"limit": 0},
+            {"statuses": ["nope"]},
+            {"tenant_ids": "t"},
+        ]
+        for bad in bad_runs:
+            with pytest.raises(ValidationError):
+                RunFilter(**bad)
+        assert LoadTestFilter(tags="api").tags == ("api",)  # one tag, not three letters
+
+    def test_text_that_cannot_be_encoded_is_refused_everywhere(self, storage: Storage) -> None:
+        with pytest.raises(ValidationError):
+            make_load_test(description="x\ud800")
+        with pytest.raises(ValidationError):
+            storage.load_tests.find(LoadTestFilter(name_contains="x\ud800"))
+        assert storage.load_tests.find(LoadTestFilter()) == []
+
+
+class StorageContract(
+    LoadTestContract, RunContract, MonitorClaimContract, MetricsContract, ArgumentContract
+):
     """Everything a backend must do. Provide a ``storage`` fixture."""
 
     def test_storage_reports_its_url(self, storage: Storage) -> None:

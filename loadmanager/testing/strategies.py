@@ -1,13 +1,16 @@
 """Hypothesis strategies for every model, and for the junk callers may send.
 
-Text strategies exclude surrogates (JSON cannot carry them) so that a JSON round
-trip of anything generated here is exact.
+Strategies that build valid models exclude surrogates so that a JSON round trip
+of anything generated here is exact. Strategies that attack an entry point
+(:func:`attacks`, :func:`attack_texts`) include them, with NUL bytes, deep
+nesting, huge integers, naive datetimes, operator documents and bare strings
+where collections are expected: those inputs found real defects.
 """
 
 from __future__ import annotations
 
 import string
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -38,6 +41,8 @@ from ..status import RunStatus
 from ..verdicts import CriterionResult, Outcome, Verdict
 
 __all__ = [
+    "attack_texts",
+    "attacks",
     "audits",
     "identifiers",
     "json_values",
@@ -386,4 +391,47 @@ def near_documents(valid: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
         st.dictionaries(st.sampled_from(keys), json_values(8), max_size=4),
         st.sets(st.sampled_from(keys), max_size=3),
         st.dictionaries(st.text(_TEXT, max_size=8), json_values(4), max_size=2),
+    )
+
+
+def attack_texts() -> st.SearchStrategy[str]:
+    """Strings a hostile or careless caller sends: surrogates, NUL, control characters."""
+    specials = st.sampled_from(
+        ["", " ", "\x00", "x\ud800", "\udfff", "a" * 5000, "$ne", ".*", "../etc", "\u202e"]
+    )
+    return specials | st.text(max_size=30) | st.text(st.characters(), max_size=8)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def attacks() -> st.SearchStrategy[Any]:
+    """Any value at all, in the shapes that have broken entry points before."""
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.sampled_from([2**63, -(2**63) - 1, 10**30, -1, 0])
+        | st.floats()
+        | attack_texts()
+        | st.binary(max_size=8)
+        | st.datetimes()  # naive
+        | st.datetimes(timezones=st.just(timezone.utc))
+        | st.just(timedelta(seconds=1))
+        | st.sampled_from([{"$ne": None}, {"$gt": ""}, {"$where": "1"}, object()])
+        | st.sampled_from([_nested(40), _nested(200)])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.tuples(inner)
+            | st.frozensets(st.integers() | st.text(max_size=4), max_size=3)
+            | st.dictionaries(attack_texts(), inner, max_size=3)
+        ),
+        max_leaves=10,
     )

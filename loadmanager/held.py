@@ -1,0 +1,99 @@
+"""What a replica keeps of its runs' snapshots in memory, between polls.
+
+Two things, both per run and both bounded:
+
+- the **recent window** that a run's abort criteria are judged on, kept from poll
+  to poll so that a poll reads nothing beyond the snapshot it just took (it is
+  read from storage once, when this replica first judges the run);
+- the **held back** snapshots, taken while the storage was unreachable, written
+  with the next snapshot once it is back. Past ``limit`` snapshots across all
+  runs the oldest of the run being added to are dropped, and counted, so the
+  run can record what it lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from .errors import RepositoryUnavailableError
+from .metrics import MetricSnapshot
+
+__all__ = ["HeldSnapshots"]
+
+Writer = Callable[[Sequence[MetricSnapshot]], object]
+Reader = Callable[[str, datetime], list[MetricSnapshot]]
+
+
+class HeldSnapshots:
+    """Recent windows and outage buffers of one replica's runs.
+
+    Args:
+        write: Stores a batch of snapshots (``metrics.add_many``).
+        read: A run's snapshots since a time (``metrics.snapshots``).
+        limit: Snapshots held back across all runs while the storage is down.
+    """
+
+    def __init__(self, write: Writer, read: Reader, *, limit: int = 10_000) -> None:
+        self._write = write
+        self._read = read
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._recent: dict[str, list[MetricSnapshot]] = {}
+        self._unsaved: dict[str, list[MetricSnapshot]] = {}
+        self._dropped: dict[str, int] = {}
+
+    def store(self, snapshot: MetricSnapshot) -> bool:
+        """Write the snapshot with any held back; ``False`` if the storage is down.
+
+        Then it is held, with the others, for the next call.
+
+        Raises:
+            NotFoundError: the run is gone.
+        """
+        run_id = snapshot.load_test_run_id
+        with self._lock:
+            batch = [*self._unsaved.pop(run_id, []), snapshot]
+        try:
+            self._write(batch)
+        except RepositoryUnavailableError:
+            with self._lock:
+                held = sum(len(v) for v in self._unsaved.values())
+                over = max(0, held + len(batch) - self.limit)
+                if over:
+                    batch = batch[over:]
+                    self._dropped[run_id] = self._dropped.get(run_id, 0) + over
+                self._unsaved[run_id] = batch
+            return False
+        return True
+
+    def held(self, run_id: str) -> int:
+        """How many of the run's snapshots wait for the storage."""
+        with self._lock:
+            return len(self._unsaved.get(run_id, ()))
+
+    def dropped(self, run_id: str) -> int:
+        """How many of the run's snapshots were dropped past the limit."""
+        with self._lock:
+            return self._dropped.get(run_id, 0)
+
+    def window(self, snapshot: MetricSnapshot, since: datetime) -> list[MetricSnapshot]:
+        """The run's snapshots from ``since`` up to ``snapshot``, kept in memory."""
+        run_id = snapshot.load_test_run_id
+        with self._lock:
+            recent = self._recent.get(run_id)
+        if recent is None:
+            recent = self._read(run_id, since)
+        elif not recent or recent[-1].timestamp < snapshot.timestamp:
+            recent.append(snapshot)
+        recent = [s for s in recent if s.timestamp >= since]
+        with self._lock:
+            self._recent[run_id] = recent
+        return recent
+
+    def forget(self, run_id: str) -> None:
+        """Drop the run's window and its dropped count (it ended, or is not ours)."""
+        with self._lock:
+            self._recent.pop(run_id, None)
+            self._dropped.pop(run_id, None)
