@@ -122,6 +122,7 @@ class RunLifecycle:
         self._checkpoint = checkpoint or _never
         self._lock = threading.Lock()
         self._launching: set[str] = set()
+        self._idle_since: dict[str, datetime] = {}  # pending runs seen idle, and since when
         self.held = HeldSnapshots(
             storage.metrics.add_many,
             lambda run_id, since: storage.metrics.snapshots(run_id, start=since),
@@ -331,8 +332,14 @@ class RunLifecycle:
                 return run
             log.warning("run %s adopted: its starter stopped after Locust began", run.id)
             return adopted
-        # The swarm may have landed after the answer Locust cached: stop to be sure.
-        self._stop_quietly(master)
+        # Locust caches this answer for 2 s, so it may predate a swarm that did
+        # land: only an idle answer read CACHE_GUARD after the first one counts.
+        now = self._clock.now()
+        with self._lock:
+            first = self._idle_since.setdefault(run.id, now)
+        if now - first < CACHE_GUARD:
+            return run
+        self._stop_quietly(master)  # in case the swarm lands even now
         reason = f"the start was interrupted before Locust started the load (state {state.value!r})"
         return self._end(run, RunStatus.FAILED, reason)
 
@@ -428,6 +435,8 @@ class RunLifecycle:
     def forget(self, run_id: str) -> None:
         """Drop what is kept in memory for a run this replica no longer polls."""
         self.held.forget(run_id)
+        with self._lock:
+            self._idle_since.pop(run_id, None)
 
     def _find(self, run_id: str) -> LoadTestRun | None:
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import loadmanager as lm
-from loadmanager.lifecycle import STEPS
+from loadmanager.lifecycle import CACHE_GUARD, STEPS
 from loadmanager.testing.seed import seed_load_test_body
 from loadmanager.testing.target import TargetServer
 
@@ -123,8 +123,9 @@ def test_a_host_killed_at_each_step_is_settled_by_an_heir(
             storage=storage, clusters=registry, poll_interval=INTERVAL, owner="heir"
         ) as heir:
             heir.reconcile()
-            # Within one claim expiry (plus a poll), the heir owns the run or it has ended.
-            deadline = died + TTL + 2 * INTERVAL
+            # Within one claim expiry, the heir owns the run or it has ended; a
+            # pending run may take Locust's 2 s cache longer to tell (plus a poll).
+            deadline = died + TTL + CACHE_GUARD.total_seconds() + 2 * INTERVAL
             while True:
                 current = storage.runs.get(run.id)
                 claim = storage.runs.monitor_of(run.id)

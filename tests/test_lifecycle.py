@@ -193,10 +193,14 @@ def test_a_pending_run_whose_load_runs_is_adopted(
     assert orch.storage.metrics.count(adopted.id) == 1  # monitored from here on
 
 
-def test_a_pending_run_that_never_began_fails_at_once_and_its_master_is_stopped(
+def test_a_pending_run_that_never_began_fails_once_lokusts_cache_has_passed(
     orch: lm.Orchestrator, clock: ManualClock, masters: Masters
 ) -> None:
     pending_run(orch, clock)
+    [first_look] = orch.reconcile()  # "ready" may be Locust's answer from before the swarm
+    assert first_look.status is lm.RunStatus.PENDING
+    assert "stop" not in masters["http://m1"].calls
+    clock.advance(3)
     [settled] = orch.reconcile()
     assert settled.status is lm.RunStatus.FAILED
     assert "interrupted" in (settled.failure_reason or "")
@@ -213,6 +217,8 @@ def test_a_start_in_progress_is_left_to_its_starter(
         pending = starter._lifecycle.begin(test, params, run_id="r1", actor=ACTOR)
         assert heir.reconcile() == [pending]  # claimed by the starter: untouched
         clock.advance(3.5)  # the starter is stuck past its claim
+        heir.reconcile()  # the master looks idle: look again after Locust's cache
+        clock.advance(3)
         [failed] = heir.reconcile()
         assert failed.status is lm.RunStatus.FAILED
         # The starter comes back: its swarm starts Locust, which must not be left running.
@@ -356,3 +362,17 @@ def test_a_late_answer_keeps_its_slot_and_a_stalled_one_is_dropped(
     clock.advance(INTERVAL * 2)  # scheduled in slot 1, answered in slot 3: a stall
     lifecycle.poll(run, slot=1)
     assert [s.slot for s in orch.snapshots(run.id)] == [0]
+
+
+def test_a_stale_idle_answer_does_not_fail_a_start_whose_swarm_landed(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    """The heir's first look may be Locust's cached answer from before the swarm."""
+    pending_run(orch, clock)
+    [first_look] = orch.reconcile()  # cached: still "ready"
+    assert first_look.status is lm.RunStatus.PENDING
+    masters["http://m1"].state = "running"  # the cache expired: the load runs
+    clock.advance(3)
+    [adopted] = orch.reconcile()
+    assert adopted.status is lm.RunStatus.RUNNING
+    assert "stop" not in masters["http://m1"].calls
