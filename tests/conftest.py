@@ -55,3 +55,18 @@ def mongo_url(mongo_base: str) -> Iterator[str]:
         client.drop_database(name)
     finally:
         client.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "mongodb"])
+def each_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """A fresh storage on each backend in turn: memory, a SQLite file, MongoDB."""
+    import loadmanager as lm
+
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lm.db'}"
+    else:
+        url = request.getfixturevalue("mongo_url")
+    with lm.connect(url) as storage:
+        yield storage

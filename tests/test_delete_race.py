@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +25,9 @@ ROUNDS = int(os.environ.get("LM_RACE_ROUNDS", "25"))
 ACTOR = "user@example.com"
 
 
-@pytest.fixture(params=["memory", "sqlite", "mongodb"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[lm.Storage]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'race.db'}"
-    else:
-        url = request.getfixturevalue("mongo_url")
-    with lm.connect(url) as s:
-        yield s
+@pytest.fixture
+def storage(each_storage: lm.Storage) -> lm.Storage:
+    return each_storage
 
 
 def race_once(orch: lm.Orchestrator, masters: dict[str, FakeLocustMaster], n: int) -> list[str]:

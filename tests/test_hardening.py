@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,16 +22,9 @@ from loadmanager.testing.seed import seed_load_test_body
 ACTOR = "user@example.com"
 
 
-@pytest.fixture(params=["memory", "sqlite", "mongodb"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[lm.Storage]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lm.db'}"
-    else:
-        url = request.getfixturevalue("mongo_url")
-    with lm.connect(url) as s:
-        yield s
+@pytest.fixture
+def storage(each_storage: lm.Storage) -> lm.Storage:
+    return each_storage
 
 
 @pytest.fixture
