@@ -259,10 +259,11 @@ class RunLifecycle:
 
         Args:
             slot: The poll slot this poll was scheduled for (the Monitor's);
-                ``None`` means the slot of the moment of the answer. An answer
-                that comes more than a slot late is dropped: by then another
-                replica may have taken the run over, and a gap is better than
-                one moment stored twice.
+                ``None`` means the slot of the moment of the answer. A late
+                answer keeps its slot, the gap it was meant to fill, while this
+                replica holds the claim (checked again past the claim's
+                expiry); after another replica took the run over it is dropped,
+                since that replica's polls cover the moment.
         """
         with self._lock:
             ours_starting = run.id in self._launching
@@ -281,8 +282,10 @@ class RunLifecycle:
         current = self.slot(run, now)
         if slot is None:
             slot = current
-        elif current > slot + 1:
-            log.info("run %s: the answer for poll slot %d came too late; dropped", run.id, slot)
+        elif current > slot + 1 and not self._claim(run.id):
+            # Late past this replica's claim, and another has taken the run
+            # over since: its polls cover this moment, so this answer goes.
+            log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
             return run
         snapshot = stats.to_snapshot(run.id, now, slot)
         try:

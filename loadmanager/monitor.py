@@ -13,11 +13,12 @@ never take over each other's runs.
 Schedule: a run's poll slots are whole poll intervals since it started (the
 run's own interval, frozen at its start). The Monitor polls each run once per
 slot, in the middle of the slot, and hands the slot to the poll: the snapshot is
-stored under it even when the answer is late, up to one slot late (a busy
-process), and dropped after that (a stalled master: by then another replica may
-have taken the run over). A run keeps one snapshot per slot in every backend, so
-two replicas can never store one moment twice. A run that fell behind is polled
-at once, never in a burst.
+stored under it even when the answer is up to one slot late (a busy process).
+Later than that another replica may have taken the run over (a stalled master),
+so the answer is kept only if this replica still holds the claim. A run keeps
+one snapshot per slot in every backend, and the claims keep two replicas from
+covering one moment, so none is stored twice. A run
+that fell behind is polled at once, never in a burst.
 """
 
 from __future__ import annotations

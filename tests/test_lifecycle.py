@@ -352,16 +352,21 @@ def test_the_abort_check_reads_nothing_per_poll_beyond_the_snapshot(
         assert not ended.verdict.passed
 
 
-def test_a_late_answer_keeps_its_slot_and_a_stalled_one_is_dropped(
-    orch: lm.Orchestrator, clock: ManualClock
+def test_a_late_answer_keeps_its_slot_unless_the_run_was_taken_over(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
 ) -> None:
-    run = orch.start_run(create(orch).id, actor=ACTOR)
-    lifecycle = orch._lifecycle
-    clock.advance(INTERVAL * 1.5)  # scheduled in slot 0, answered in slot 1: kept as 0
-    lifecycle.poll(run, slot=0)
-    clock.advance(INTERVAL * 2)  # scheduled in slot 1, answered in slot 3: a stall
-    lifecycle.poll(run, slot=1)
-    assert [s.slot for s in orch.snapshots(run.id)] == [0]
+    with replica(storage, clock, masters) as a, replica(storage, clock, masters) as b:
+        run = a.start_run(create(a).id, actor=ACTOR)
+        clock.advance(INTERVAL * 1.5)  # scheduled in slot 0, answered in slot 1: kept as 0
+        a._lifecycle.poll(run, slot=0)
+        clock.advance(INTERVAL * 2)  # scheduled in slot 1, answered in slot 3; still a's
+        a._lifecycle.poll(run, slot=1)
+        assert [s.slot for s in storage.metrics.snapshots(run.id)] == [0, 1]
+        clock.advance(INTERVAL * 2)  # a stalls past its claim; b takes over, polls slot 5
+        assert b.monitor.claim(run.id)
+        b._lifecycle.poll(run, slot=5)
+        a._lifecycle.poll(run, slot=2)  # a's answer for slot 2 arrives in slot 5: dropped
+        assert [s.slot for s in storage.metrics.snapshots(run.id)] == [0, 1, 5]
 
 
 def test_a_stale_idle_answer_does_not_fail_a_start_whose_swarm_landed(
