@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,19 +20,10 @@ FIELDS = ("user_count", "current_rps", "current_fail_per_sec", "current_p50", "c
 _ids = itertools.count()
 
 
-@pytest.fixture(params=["memory", "sqlite", "mongodb"])
-def storage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[lm.Storage]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('series') / 'lm.db'}"
-    else:
-        url = request.getfixturevalue("mongo_url")
-    with lm.connect(url) as opened:
-        opened.load_tests.add(make_load_test(id="t"))
-        yield opened
+@pytest.fixture
+def storage(each_storage: lm.Storage) -> lm.Storage:
+    each_storage.load_tests.add(make_load_test(id="t"))
+    return each_storage
 
 
 def brute_force(
