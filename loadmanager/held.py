@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from .errors import RepositoryUnavailableError
+from .errors import NotFoundError, RepositoryUnavailableError
 from .metrics import MetricSnapshot
 
 __all__ = ["HeldSnapshots"]
@@ -57,6 +57,8 @@ class HeldSnapshots:
             batch = [*self._unsaved.pop(run_id, []), snapshot]
         try:
             self._write(batch)
+        except NotFoundError:
+            raise  # the run is gone, and its snapshots with it
         except RepositoryUnavailableError:
             with self._lock:
                 held = sum(len(v) for v in self._unsaved.values())
@@ -66,6 +68,10 @@ class HeldSnapshots:
                     self._dropped[run_id] = self._dropped.get(run_id, 0) + over
                 self._unsaved[run_id] = batch
             return False
+        except BaseException:
+            with self._lock:  # an unexpected failure loses nothing either
+                self._unsaved[run_id] = [*batch, *self._unsaved.get(run_id, [])]
+            raise
         return True
 
     def held(self, run_id: str) -> int:

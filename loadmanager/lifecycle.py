@@ -25,6 +25,7 @@ from .errors import (
     InvalidTransitionError,
     LocustError,
     NotFoundError,
+    RepositoryUnavailableError,
     StaleVersionError,
     ValidationError,
 )
@@ -282,7 +283,7 @@ class RunLifecycle:
         current = self.slot(run, now)
         if slot is None:
             slot = current
-        elif current > slot + 1 and not self._claim(run.id):
+        elif current > slot + 1 and not self._still_ours(run.id):
             # Late past this replica's claim, and another has taken the run
             # over since: its polls cover this moment, so this answer goes.
             log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
@@ -312,6 +313,14 @@ class RunLifecycle:
         if run.status is RunStatus.STOPPING and now - run.audit.updated_at >= CACHE_GUARD:
             return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
         return run
+
+    def _still_ours(self, run_id: str) -> bool:
+        try:
+            return self._claim(run_id)
+        except RepositoryUnavailableError:
+            # Nobody can take the run over through a storage that is down; and
+            # should the answer still clash with another's, its slot is taken.
+            return True
 
     def _adopt(self, run: LoadTestRun, master: LocustMaster) -> LoadTestRun:
         """Settle a pending run whose starter died: running if the load runs, else failed."""

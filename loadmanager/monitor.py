@@ -17,8 +17,10 @@ stored under it even when the answer is up to one slot late (a busy process).
 Later than that another replica may have taken the run over (a stalled master),
 so the answer is kept only if this replica still holds the claim. A run keeps
 one snapshot per slot in every backend, and the claims keep two replicas from
-covering one moment, so none is stored twice. A run
-that fell behind is polled at once, never in a burst.
+covering one moment, so none is stored twice. A run that fell behind (a
+tick held up by a slow storage, say) is polled at once for the slot it just
+missed, whose moment is less than an interval past, then on schedule: slots
+missed by more than that are lost, never made up in a burst.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class Monitor:
         # run -> (pending?, slot, when the next slot is due), as last submitted
         self._polled: dict[str, tuple[bool, int, datetime]] = {}
         self._listed: tuple[float, list[LoadTestRun]] | None = None
+        # Set when the storage failed, cleared by the next listing that works:
+        # while it is down, each call to it blocks for its timeout, so the
+        # Monitor probes it once a half interval and claims nothing meanwhile.
+        self._storage_down = False
         self._tick = max(0.05, interval / 10)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -125,11 +131,15 @@ class Monitor:
 
     def _claim_or_keep(self, run_id: str) -> bool:
         """Claim the run; while the storage is down, keep polling the runs held before."""
+        with self._lock:
+            held = run_id in self._polled
+        if self._storage_down:
+            return held
         try:
             return self.claim(run_id)
         except RepositoryUnavailableError:
-            with self._lock:
-                return run_id in self._polled
+            self._storage_down = True
+            return held
 
     def mine(self, run: LoadTestRun) -> bool:
         """Whether this replica may poll the run now: it knows the cluster and holds the claim."""
@@ -151,7 +161,10 @@ class Monitor:
             except RepositoryUnavailableError:
                 if self._listed is None:
                     raise
+                self._storage_down = True
+                self._listed = (now, self._listed[1])  # probe again in half an interval
                 return self._listed[1]
+            self._storage_down = False
             self._listed = (now, found)
             with self._lock:  # forget the schedule of runs that ended
                 ids = {r.id for r in found}
@@ -164,8 +177,9 @@ class Monitor:
         began = run.started_at or run.audit.created_at
         phase = max(0.0, (now - began).total_seconds()) / run.parameters.poll_interval
         slot = int(phase)
-        behind = slot - 1 > last
-        if slot > last and (phase - slot >= 0.5 or behind):
+        if slot - 1 > last:
+            return slot - 1  # missed, and less than an interval ago: fill it now
+        if slot > last and phase - slot >= 0.5:
             return slot
         return None
 

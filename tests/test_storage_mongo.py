@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import loadmanager as lm
 from loadmanager.repositories import Storage
 from loadmanager.repositories.mongo import MongoStorage, migrate
-from loadmanager.testing import make_load_test
+from loadmanager.testing import make_load_test, make_run, make_snapshot
 from loadmanager.testing.contracts import StorageContract
 from loadmanager.testing.strategies import json_values
 
@@ -150,3 +150,48 @@ def test_hostile_alphabet_is_literal_in_name_search(mongo_url: str) -> None:
         for i in range(len(string.punctuation) - 1):
             needle = string.punctuation[i : i + 2]
             assert storage.load_tests.find(lm.LoadTestFilter(name_contains=needle)) == [weird]
+
+
+class _FailingInsert:
+    """The metrics collection, whose next ``insert_many`` fails (fault injection).
+
+    ``then_stored`` makes the failed call store the documents before it fails,
+    as a write whose answer was lost on the way back does.
+    """
+
+    def __init__(self, col: Any, *, then_stored: bool) -> None:
+        self._col, self._then_stored, self.failures = col, then_stored, 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._col, name)
+
+    def insert_many(self, docs: Any, **kwargs: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            if self._then_stored:
+                self._col.insert_many(docs, **kwargs)
+            raise pymongo.errors.AutoReconnect("connection closed (injected)")
+        return self._col.insert_many(docs, **kwargs)
+
+
+@pytest.mark.parametrize("then_stored", [False, True], ids=["lost", "answer-lost"])
+def test_a_retry_after_a_failed_write_stores_its_snapshot_once(
+    mongo_url: str, then_stored: bool
+) -> None:
+    # The storage fails after the slot was taken: the retry (the lifecycle
+    # holds the snapshot and writes it again) must neither lose it nor store it twice.
+    with lm.connect(mongo_url) as storage:
+        assert isinstance(storage, MongoStorage)
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING))
+        snapshot = make_snapshot(run.id, _T0, slot=6)
+        metrics = storage.metrics
+        metrics._col = _FailingInsert(metrics._col, then_stored=then_stored)  # type: ignore[attr-defined]
+        with pytest.raises(lm.RepositoryUnavailableError):
+            metrics.add_many([snapshot])
+        metrics.add_many([snapshot])
+        assert [s.slot for s in metrics.snapshots(run.id)] == [6]
+        # Another writer's snapshot for the same slot is still refused.
+        with lm.connect(mongo_url) as other:
+            assert other.metrics.add_many([make_snapshot(run.id, _T0, slot=6)]) == 0
+        assert len(metrics.snapshots(run.id)) == 1

@@ -30,14 +30,13 @@ class LocalClusterError(LoadManagerError):
     """A local master or worker did not start, or exited unexpectedly.
 
     Attributes:
-        log_tail: The last lines the master wrote, to show why.
+        log_tail: The last lines the failing process wrote (the master's when
+            no single process failed), to show why.
     """
 
     def __init__(self, message: str, log_tail: str = "") -> None:
         self.log_tail = log_tail
-        super().__init__(
-            f"{message}\n--- master log (tail) ---\n{log_tail}" if log_tail else message
-        )
+        super().__init__(f"{message}\n--- log (tail) ---\n{log_tail}" if log_tail else message)
 
 
 def _free_port() -> int:
@@ -103,6 +102,7 @@ class LocalCluster:
         self.worker_processes: list[subprocess.Popen[bytes]] = []
         self._logdir: str | None = None
         self._logs: list[IO[bytes]] = []
+        self._log_of: dict[int, Path] = {}  # pid -> the file its output goes to
 
     @property
     def url(self) -> str:
@@ -121,17 +121,17 @@ class LocalCluster:
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the master's output."""
         try:
-            text = self.master_log.read_text(errors="replace")
-        except (OSError, RuntimeError):
+            return _tail(self.master_log, lines)
+        except RuntimeError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         assert self._logdir is not None
-        log = open(Path(self._logdir) / log_name, "wb")  # noqa: SIM115 - closed in stop()
+        path = Path(self._logdir) / log_name
+        log = open(path, "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        return subprocess.Popen(  # noqa: S603 - our own argv, no shell
+        proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
             [*self.command, "-f", str(self.locustfile), *args, *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,6 +140,8 @@ class LocalCluster:
             env=env,
             start_new_session=True,  # so a Ctrl-C in the host does not hit them first
         )
+        self._log_of[proc.pid] = path
+        return proc
 
     def start(self) -> LocalCluster:
         """Start the master and workers and wait until every worker is connected."""
@@ -185,9 +187,12 @@ class LocalCluster:
             while time.monotonic() < deadline:
                 for proc in [self.master, *self.worker_processes]:
                     if proc is not None and proc.poll() is not None:
+                        # The log of the process that died says why; a worker
+                        # often dies before the master has written a line.
+                        role = "master" if proc is self.master else "worker"
                         raise LocalClusterError(
-                            f"a locust process exited with code {proc.returncode} during start-up",
-                            self.log_tail(),
+                            f"a locust {role} exited with code {proc.returncode} during start-up",
+                            _tail(self._log_of[proc.pid]) or self.log_tail(),
                         )
                 try:
                     count = http.get(f"{self.url}/worker-count").json()["worker_count"]
@@ -225,6 +230,7 @@ class LocalCluster:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        self._log_of.clear()
         self.worker_processes.clear()
         self.master = None
 
@@ -244,3 +250,11 @@ class LocalCluster:
     def __repr__(self) -> str:
         state = self.url if self.master is not None else "stopped"
         return f"LocalCluster({str(self.locustfile)!r}, workers={self.workers}, {state})"
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -417,20 +418,31 @@ class MongoMetricsRepository(AddsOne):
     def __init__(self, db: Any) -> None:
         self._db = db
         self._col = db[METRICS]
+        # Marks the slots this repository takes, so that a retry after a failed
+        # write recognises its own slot instead of losing the snapshot.
+        self._writer = uuid.uuid4().hex
 
     def _take_slots(self, items: list[MetricSnapshot]) -> list[MetricSnapshot]:
-        """The snapshots whose (run, slot) this call claimed first.
+        """The snapshots whose (run, slot) this call, or a failed try of it, took first.
 
         A time-series collection takes no unique index, so the slots are taken
-        in their own collection, whose ``_id`` is the unique key. A crash between
-        taking a slot and storing its snapshot loses that snapshot; it never
-        stores one twice.
+        in their own collection, whose ``_id`` is the unique key. The slot
+        document names its writer and the snapshot's time: when the storage
+        fails between taking a slot and storing its snapshot, the retry of the
+        same snapshot finds its own slot and stores it, unless the failed try
+        stored it after all. Only a crash between the two writes loses a
+        snapshot; nothing stores one twice.
         """
         slotted = [s for s in items if s.slot is not None]
         if not slotted:
             return items
         docs = [
-            {"_id": f"{s.load_test_run_id}/{s.slot}", "loadTestRunId": s.load_test_run_id}
+            {
+                "_id": f"{s.load_test_run_id}/{s.slot}",
+                "loadTestRunId": s.load_test_run_id,
+                "writer": self._writer,
+                "tsMs": to_millis(s.timestamp),
+            }
             for s in slotted
         ]
         refused: set[int] = set()
@@ -441,8 +453,36 @@ class MongoMetricsRepository(AddsOne):
                 if error.get("code") != 11000:  # not a duplicate key: a real failure
                     raise
                 refused.add(int(error["index"]))
+        refused -= self._retried(docs, refused)
         taken = {id(s) for i, s in enumerate(slotted) if i not in refused}
         return [s for s in items if s.slot is None or id(s) in taken]
+
+    def _retried(self, docs: list[dict[str, Any]], refused: set[int]) -> set[int]:
+        """Of the refused slots, those a failed try of this write took and never filled."""
+        if not refused:
+            return set()
+        ids = [docs[i]["_id"] for i in sorted(refused)]
+        held = {d["_id"]: d for d in self._db[SLOTS].find({"_id": _in(ids)})}
+        ours = [
+            i
+            for i in sorted(refused)
+            if (d := held.get(docs[i]["_id"])) is not None
+            and d.get("writer") == self._writer
+            and d.get("tsMs") == docs[i]["tsMs"]
+        ]
+        if not ours:
+            return set()
+        stored = {
+            (d["loadTestRunId"], d["tsMs"])
+            for d in self._col.find(
+                {
+                    "loadTestRunId": _in(sorted({docs[i]["loadTestRunId"] for i in ours})),
+                    "tsMs": _in(sorted({docs[i]["tsMs"] for i in ours})),
+                },
+                {"loadTestRunId": 1, "tsMs": 1},
+            )
+        }
+        return {i for i in ours if (docs[i]["loadTestRunId"], docs[i]["tsMs"]) not in stored}
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
