@@ -55,6 +55,7 @@ MAX_URL = 2048
 MAX_LOCUSTFILE = 512
 MAX_ACTOR = 256
 MAX_USER_CLASSES = 50
+MAX_WORKERS = 1000
 
 _IDENT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -206,6 +207,22 @@ def relative_path(value: Any) -> str | None:
     return None
 
 
+def sha256_hex(value: Any) -> str | None:
+    """A SHA-256 as 64 lowercase hex digits."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        return "must be a SHA-256 in 64 lowercase hex digits"
+    return None
+
+
+def worker_count(value: Any) -> str | None:
+    """A number of Locust workers: a whole number from 1 to 1,000."""
+    if not is_whole(value):
+        return "must be a whole number"
+    if not 1 <= value <= MAX_WORKERS:
+        return f"must be from 1 to {MAX_WORKERS}"
+    return None
+
+
 def user_count(value: Any) -> str | None:
     """A number of Locust users: a whole number from 1 to 1,000,000."""
     if not is_whole(value):
@@ -309,6 +326,8 @@ OBJECT_ID = rule(object_id)
 URL = rule(http_url)
 LOCUSTFILE = rule(relative_path)
 USERS = rule(user_count)
+WORKERS = rule(worker_count)
+SHA256 = rule(sha256_hex)
 SPAWN_RATE = rule(positive_rate)
 RUN_TIME = rule(duration)
 _ACTOR_CHECK = single_line(max_len=MAX_ACTOR)

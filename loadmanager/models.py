@@ -25,6 +25,7 @@ __all__ = [
     "Audit",
     "Baseline",
     "BaselineFigure",
+    "ClusterHandle",
     "LoadTest",
     "LoadTestRun",
     "LoadTestSpec",
@@ -321,6 +322,12 @@ class RunParameters:
             resolved when it started; ``None`` when it has no baseline.
         poll_interval: Seconds between two snapshots; with the start time it
             defines the run's poll slots, which every replica shares.
+        workers: The Locust workers provisioned for the run (an override, or
+            the provider's users-per-worker rule); ``None`` on a static cluster.
+        locustfile_sha256: The SHA-256 of the locustfile content the run ran,
+            when the name resolved (always, on a provisioned cluster).
+        locustfile_version: The stored version it ran; ``None`` for a file
+            from a directory.
     """
 
     target_users: int = attrs.field(validator=c.USERS)
@@ -334,6 +341,9 @@ class RunParameters:
     thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=c.as_tuple)
     baseline: Baseline | None = None
     poll_interval: float = attrs.field(default=2.0, validator=c.rule(c.positive_rate))
+    workers: int | None = attrs.field(default=None, validator=c.optional(c.WORKERS))
+    locustfile_sha256: str | None = attrs.field(default=None, validator=c.optional(c.SHA256))
+    locustfile_version: int | None = attrs.field(default=None, validator=c.optional(c.VERSION))
 
     @property
     def run_time_seconds(self) -> int | None:
@@ -356,6 +366,7 @@ class RunOverrides:
         default=None, validator=c.optional(c.USER_CLASSES)
     )
     tags: tuple[str, ...] | None = attrs.field(default=None, validator=c.optional(c.TAGS))
+    workers: int | None = attrs.field(default=None, validator=c.optional(c.WORKERS))
     created_by: str | None = attrs.field(default=None, validator=c.optional(c.ACTOR), eq=False)
 
     def resolve(
@@ -380,10 +391,31 @@ class RunOverrides:
             run_time=pick(self.run_time, test.default_run_time),
             user_classes=pick(self.user_classes, ()),
             tags=pick(self.tags, ()),
+            workers=self.workers,
             thresholds=test.thresholds,
             baseline=baseline,
             poll_interval=poll_interval,
         )
+
+
+@attrs.frozen
+class ClusterHandle:
+    """The cluster a provider made for one run: enough to reach it and to release it.
+
+    Recorded on the run (pending) before Locust is asked to swarm, so an heir
+    that finds the run after a crash reaches the same master and releases the
+    same processes or objects.
+
+    Attributes:
+        master_url: The master's web API address.
+        workers: How many workers it was given.
+        ref: The provider's own names for what it made (pids, a namespace and
+            object names); opaque to everything but the provider.
+    """
+
+    master_url: str = attrs.field(validator=c.URL)
+    workers: int = attrs.field(validator=c.WORKERS)
+    ref: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -395,6 +427,10 @@ class LoadTestRun:
 
     ``snapshots_dropped`` counts the snapshots lost while the storage was
     unreachable for longer than the replica's buffer holds (0 normally).
+
+    ``exclusive`` runs (on a static cluster) hold their cluster's lease while
+    active; a run on a provisioned cluster has a cluster of its own, recorded
+    in ``cluster`` once it is made.
     """
 
     id: str = attrs.field(validator=c.OBJECT_ID)
@@ -412,6 +448,8 @@ class LoadTestRun:
     verdict: Verdict | None = None
     version: int = attrs.field(default=1, validator=c.VERSION)
     snapshots_dropped: int = attrs.field(default=0, validator=c.COUNT)
+    exclusive: bool = True
+    cluster: ClusterHandle | None = None
 
     @classmethod
     def new(
@@ -422,6 +460,7 @@ class LoadTestRun:
         id: str,  # noqa: A002
         at: datetime,
         actor: str,
+        exclusive: bool = True,
     ) -> LoadTestRun:
         """A pending run of ``test``, scoped to the test's tenant, env and cluster."""
         return cls(
@@ -432,7 +471,13 @@ class LoadTestRun:
             locust_cluster_id=test.locust_cluster_id,
             parameters=parameters,
             audit=Audit.new(at, actor),
+            exclusive=exclusive,
         )
+
+    @property
+    def lease_key(self) -> str:
+        """What the run holds while active: its cluster, or itself on a cluster of its own."""
+        return self.locust_cluster_id if self.exclusive else f"run:{self.id}"
 
     @property
     def is_active(self) -> bool:
@@ -489,6 +534,10 @@ class LoadTestRun:
         if self.verdict is not None:
             parts.append(self.verdict._repr_html_())
         return "".join(parts)
+
+    def with_cluster(self, cluster: ClusterHandle, *, at: datetime, actor: str) -> LoadTestRun:
+        """This run with the cluster a provider made for it."""
+        return attrs.evolve(self, cluster=cluster, audit=self.audit.touched(at, actor))
 
     def with_dropped(self, count: int) -> LoadTestRun:
         """This run having lost ``count`` more snapshots (a storage outage past the buffer)."""

@@ -41,6 +41,7 @@ def test_migrate_creates_the_layout_then_changes_nothing(mongo_url: str) -> None
             "metrics_timeseries",
             "metrics_slots",
             "run_monitors",
+            "locustfiles",
         }
         assert first.changed
         assert {"load_tests", "load_test_runs", "metrics_timeseries"} <= set(first.collections)

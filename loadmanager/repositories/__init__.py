@@ -1,7 +1,8 @@
 """Storage ports and the backends that implement them.
 
 The ports are :class:`LoadTestRepository`, :class:`LoadTestRunRepository`,
-:class:`MetricsRepository` and :class:`Storage` (the three together). Backends
+:class:`MetricsRepository`, :class:`LocustfileRepository` and :class:`Storage`
+(all of them together). Backends
 live in their own modules so that importing this package pulls in no driver:
 ``memory`` (reference), ``sqlite`` (embedded default) and ``mongo`` (pymongo).
 """
@@ -9,6 +10,7 @@ live in their own modules so that importing this package pulls in no driver:
 from ._protocols import (
     LoadTestRepository,
     LoadTestRunRepository,
+    LocustfileRepository,
     MetricsRepository,
     MonitorClaim,
     Storage,
@@ -17,6 +19,7 @@ from ._protocols import (
 __all__ = [
     "LoadTestRepository",
     "LoadTestRunRepository",
+    "LocustfileRepository",
     "MetricsRepository",
     "MonitorClaim",
     "Storage",

@@ -29,11 +29,13 @@ from .._constraints import is_whole, unicode_problem
 from .._naming import camel
 from ..errors import ValidationError
 from ..filters import LoadTestFilter, RunFilter
+from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 
 __all__ = [
     "LoadTestRepository",
+    "LocustfileRepository",
     "LoadTestRunRepository",
     "MetricsRepository",
     "MonitorClaim",
@@ -180,6 +182,35 @@ class MetricsRepository(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
+class LocustfileRepository(Protocol):
+    """Stores locustfiles: versions of a (tenant, name), never changed once written."""
+
+    def add(self, locustfile: Locustfile) -> Locustfile:
+        """Store a new version; it must be one above the latest (1 for a new name).
+
+        StaleVersionError when another version was written first (the caller
+        reads the latest again and retries).
+        """
+        ...
+
+    def get(self, tenant_id: str, name: str, version: int | None = None) -> Locustfile:
+        """That version, or the latest; NotFoundError if there is none."""
+        ...
+
+    def find(self, tenant_id: str) -> list[Locustfile]:
+        """The latest version of each of the tenant's locustfiles, by name."""
+        ...
+
+    def versions(self, tenant_id: str, name: str) -> list[int]:
+        """The versions stored of a name, oldest first (empty when there are none)."""
+        ...
+
+    def delete(self, tenant_id: str, name: str) -> int:
+        """Delete every version of a name; how many there were (NotFoundError if none)."""
+        ...
+
+
 class Storage(Protocol):
     """The three repositories of one backend, opened and closed together."""
 
@@ -201,6 +232,11 @@ class Storage(Protocol):
     @property
     def metrics(self) -> MetricsRepository:
         """The metrics repository."""
+        ...
+
+    @property
+    def locustfiles(self) -> LocustfileRepository:
+        """The stored locustfiles."""
         ...
 
     def close(self) -> None:
@@ -262,6 +298,11 @@ def _endpoint(name: str, value: Any) -> None:
         _key(name, value)
 
 
+def _version(name: str, value: Any) -> None:
+    if value is not None and (not is_whole(value) or value < 1):
+        raise ValidationError.single(name, "must be a whole number >= 1, or None")
+
+
 def _ttl(name: str, value: Any) -> None:
     if not isinstance(value, timedelta):
         raise ValidationError.single(name, "must be a timedelta")
@@ -272,6 +313,9 @@ _ARGUMENT_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "run_id": _key,
     "cluster_id": _key,
     "owner": _key,
+    "tenant_id": _key,
+    "name": _key,
+    "version": _version,
     "start": _time,
     "end": _time,
     "now": _time,

@@ -20,6 +20,7 @@ from ..errors import (
     StaleVersionError,
 )
 from ..filters import LoadTestFilter, RunFilter
+from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
@@ -28,6 +29,7 @@ from ._series import python_series, snapshot_values, window_for
 __all__ = [
     "MemoryLoadTestRepository",
     "MemoryLoadTestRunRepository",
+    "MemoryLocustfileRepository",
     "MemoryMetricsRepository",
     "MemoryStorage",
 ]
@@ -41,6 +43,7 @@ class _State:
         self.snapshots: dict[str, list[MetricSnapshot]] = {}
         self.monitors: dict[str, tuple[str, datetime]] = {}
         self.slots: dict[str, set[int]] = {}
+        self.locustfiles: dict[tuple[str, str], list[Locustfile]] = {}
 
 
 def _order(created_at: datetime, object_id: str) -> tuple[int, str]:
@@ -136,7 +139,7 @@ class MemoryLoadTestRunRepository:
                 raise DuplicateError("LoadTestRun", run.id)
             if run.load_test_id not in self._s.tests:
                 raise NotFoundError("LoadTest", run.load_test_id)
-            if run.is_active:
+            if run.is_active and run.exclusive:
                 holder = self.active_on_cluster(run.locust_cluster_id)
                 if holder is not None:
                     raise ClusterBusyError(run.locust_cluster_id, holder.id)
@@ -156,7 +159,7 @@ class MemoryLoadTestRunRepository:
             current = self.get(run.id)
             if current.version != run.version:
                 raise StaleVersionError("LoadTestRun", run.id, run.version, current.version)
-            if run.is_active and not current.is_active:
+            if run.is_active and run.exclusive and not current.is_active:
                 holder = self.active_on_cluster(run.locust_cluster_id)
                 if holder is not None:
                     raise ClusterBusyError(run.locust_cluster_id, holder.id)
@@ -177,7 +180,7 @@ class MemoryLoadTestRunRepository:
                 (
                     r
                     for r in self._s.runs.values()
-                    if r.locust_cluster_id == cluster_id and r.is_active
+                    if r.locust_cluster_id == cluster_id and r.is_active and r.exclusive
                 ),
                 None,
             )
@@ -284,6 +287,53 @@ class MemoryMetricsRepository(AddsOne):
             return len(self._s.snapshots.get(run_id, ()))
 
 
+class MemoryLocustfileRepository:
+    """Locustfile versions in per-(tenant, name) lists."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, locustfile: Locustfile) -> Locustfile:
+        key = (locustfile.tenant_id, locustfile.name)
+        with self._s.lock:
+            versions = self._s.locustfiles.setdefault(key, [])
+            latest = versions[-1].version if versions else 0
+            if locustfile.version != latest + 1:
+                raise StaleVersionError(
+                    "Locustfile", locustfile.name, locustfile.version - 1, latest
+                )
+            versions.append(locustfile)
+        return locustfile
+
+    @checked
+    def get(self, tenant_id: str, name: str, version: int | None = None) -> Locustfile:
+        with self._s.lock:
+            versions = list(self._s.locustfiles.get((tenant_id, name), ()))
+        found = [v for v in versions if version is None or v.version == version]
+        if not found:
+            raise NotFoundError("Locustfile", name if version is None else f"{name}@{version}")
+        return found[-1]
+
+    @checked
+    def find(self, tenant_id: str) -> list[Locustfile]:
+        with self._s.lock:
+            latest = [v[-1] for (t, _), v in self._s.locustfiles.items() if t == tenant_id and v]
+        return sorted(latest, key=lambda f: f.name)
+
+    @checked
+    def versions(self, tenant_id: str, name: str) -> list[int]:
+        with self._s.lock:
+            return [v.version for v in self._s.locustfiles.get((tenant_id, name), ())]
+
+    @checked
+    def delete(self, tenant_id: str, name: str) -> int:
+        with self._s.lock:
+            versions = self._s.locustfiles.pop((tenant_id, name), [])
+        if not versions:
+            raise NotFoundError("Locustfile", name)
+        return len(versions)
+
+
 class MemoryStorage:
     """The in-memory backend (``memory://``). Nothing survives the process."""
 
@@ -293,6 +343,7 @@ class MemoryStorage:
         self.load_tests = MemoryLoadTestRepository(state)
         self.runs = MemoryLoadTestRunRepository(state)
         self.metrics = MemoryMetricsRepository(state)
+        self.locustfiles = MemoryLocustfileRepository(state)
 
     def close(self) -> None:
         """Nothing to release; present so every backend closes the same way."""

@@ -55,6 +55,7 @@ from ..errors import (
     StaleVersionError,
 )
 from ..filters import LoadTestFilter, RunFilter
+from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
@@ -77,6 +78,7 @@ RUNS = "load_test_runs"
 METRICS = "metrics_timeseries"
 MONITORS = "run_monitors"
 SLOTS = "metrics_slots"
+LOCUSTFILES = "locustfiles"
 LEGACY_COLLECTIONS = ("test_runs",)
 """Collections of the seed's earlier design, dropped by :func:`migrate`."""
 
@@ -127,6 +129,12 @@ _INDEXES: tuple[tuple[str, str, list[tuple[str, int]], dict[str, Any]], ...] = (
     ("load_test_runs_started", RUNS, [("startedMs", 1)], {}),
     ("metrics_timeseries_run_ts", METRICS, [("loadTestRunId", 1), ("tsMs", 1)], {}),
     ("metrics_slots_run", SLOTS, [("loadTestRunId", 1)], {}),
+    (
+        "locustfiles_version",
+        LOCUSTFILES,
+        [("tenantId", 1), ("name", 1), ("version", 1)],
+        {"unique": True},
+    ),
 )
 
 
@@ -166,8 +174,8 @@ def _run_doc(run: LoadTestRun) -> dict[str, Any]:
     doc = _to_doc(run)
     doc["createdMs"] = to_millis(run.audit.created_at)
     doc["startedMs"] = None if run.started_at is None else to_millis(run.started_at)
-    if run.is_active:
-        doc["lease"] = run.locust_cluster_id
+    if run.is_active:  # a run on a cluster of its own leases only itself
+        doc["lease"] = run.lease_key
     return doc
 
 
@@ -285,7 +293,7 @@ class MongoLoadTestRunRepository:
         existing = self._col.find_one({"_id": _eq(run.id)}, {"_id": 1})
         if existing is not None and "lease" not in str(exc):
             raise DuplicateError("LoadTestRun", run.id) from exc
-        holder = self._col.find_one({"lease": _eq(run.locust_cluster_id)}, {"_id": 1})
+        holder = self._col.find_one({"lease": _eq(run.lease_key)}, {"_id": 1})
         return None if holder is None else str(holder["_id"])
 
     def _test_open(self, test_id: str) -> bool:
@@ -410,6 +418,74 @@ class MongoLoadTestRunRepository:
         if doc is None:
             return None
         return MonitorClaim(str(doc["owner"]), from_millis(int(doc["expiresMs"])))
+
+
+class MongoLocustfileRepository:
+    """Locustfile versions in ``locustfiles``; the unique index makes a version once."""
+
+    def __init__(self, db: Any) -> None:
+        self._col = db[LOCUSTFILES]
+
+    def add(self, locustfile: Locustfile) -> Locustfile:
+        lf = locustfile
+        with _mapped("storing a locustfile"):
+            latest = self._col.find_one(
+                {"tenantId": _eq(lf.tenant_id), "name": _eq(lf.name)},
+                {"version": 1},
+                sort=[("version", -1)],
+            )
+            found = 0 if latest is None else int(latest["version"])
+            if lf.version != found + 1:
+                raise StaleVersionError("Locustfile", lf.name, lf.version - 1, found)
+            doc: dict[str, Any] = _CONVERTER.unstructure(lf)
+            try:
+                self._col.insert_one(doc)
+            except pymongo_errors.DuplicateKeyError:  # another writer took this version
+                raise StaleVersionError("Locustfile", lf.name, lf.version - 1) from None
+        return lf
+
+    @checked
+    def get(self, tenant_id: str, name: str, version: int | None = None) -> Locustfile:
+        query: dict[str, Any] = {"tenantId": _eq(tenant_id), "name": _eq(name)}
+        if version is not None:
+            query["version"] = _eq(version)
+        with _mapped("reading a locustfile"):
+            doc = self._col.find_one(query, sort=[("version", -1)])
+        if doc is None:
+            raise NotFoundError("Locustfile", name if version is None else f"{name}@{version}")
+        return _from_locustfile(doc)
+
+    @checked
+    def find(self, tenant_id: str) -> list[Locustfile]:
+        with _mapped("listing locustfiles"):
+            docs = list(
+                self._col.find({"tenantId": _eq(tenant_id)}).sort([("name", 1), ("version", -1)])
+            )
+        latest: dict[str, Locustfile] = {}
+        for doc in docs:
+            latest.setdefault(doc["name"], _from_locustfile(doc))
+        return list(latest.values())
+
+    @checked
+    def versions(self, tenant_id: str, name: str) -> list[int]:
+        with _mapped("listing a locustfile's versions"):
+            docs = self._col.find(
+                {"tenantId": _eq(tenant_id), "name": _eq(name)}, {"version": 1}
+            ).sort("version", 1)
+            return [int(d["version"]) for d in docs]
+
+    @checked
+    def delete(self, tenant_id: str, name: str) -> int:
+        with _mapped("deleting a locustfile"):
+            result = self._col.delete_many({"tenantId": _eq(tenant_id), "name": _eq(name)})
+        if result.deleted_count == 0:
+            raise NotFoundError("Locustfile", name)
+        return int(result.deleted_count)
+
+
+def _from_locustfile(doc: dict[str, Any]) -> Locustfile:
+    doc = {k: v for k, v in doc.items() if k not in ("_id", "sha256")}
+    return _CONVERTER.structure(doc, Locustfile, subject="stored Locustfile")
 
 
 class MongoMetricsRepository(AddsOne):
@@ -698,7 +774,7 @@ def migrate(db: Any, *, drop_legacy: bool = False, force: bool = False) -> Migra
             for name in dropped:
                 db.drop_collection(name)
         created: list[str] = []
-        for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS):
+        for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS, LOCUSTFILES):
             if name not in existing:
                 db.create_collection(name)
                 created.append(name)
@@ -780,6 +856,7 @@ class MongoStorage:
         self.load_tests = MongoLoadTestRepository(self.db)
         self.runs = MongoLoadTestRunRepository(self.db)
         self.metrics = MongoMetricsRepository(self.db)
+        self.locustfiles = MongoLocustfileRepository(self.db)
         try:
             self.opening_report = migrate(self.db) if migrate_on_open else None
             if self.opening_report is not None and self.opening_report.legacy:

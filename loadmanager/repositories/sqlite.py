@@ -35,6 +35,7 @@ from ..errors import (
     StaleVersionError,
 )
 from ..filters import LoadTestFilter, RunFilter
+from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
@@ -124,6 +125,21 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE metrics_timeseries ADD COLUMN slot INTEGER;
     CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
         WHERE slot IS NOT NULL;
+    """,
+    # 5: runs on provisioned clusters hold no cluster lease (each has a cluster
+    # of its own), and stored locustfiles, one row per version.
+    """
+    ALTER TABLE load_test_runs ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 1;
+    DROP INDEX load_test_runs_cluster_lease;
+    CREATE UNIQUE INDEX load_test_runs_cluster_lease ON load_test_runs (cluster_id)
+        WHERE active = 1 AND exclusive = 1;
+    CREATE TABLE locustfiles (
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name, version)
+    ) WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -385,8 +401,8 @@ class SqliteLoadTestRunRepository:
             try:
                 conn.execute(
                     "INSERT INTO load_test_runs (id, load_test_id, tenant_id, env_id, cluster_id,"
-                    " status, active, started_ms, created_ms, version, doc)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " status, active, started_ms, created_ms, version, doc, exclusive)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run.id,
                         run.load_test_id,
@@ -399,6 +415,7 @@ class SqliteLoadTestRunRepository:
                         to_millis(run.audit.created_at),
                         run.version,
                         _dumps(run),
+                        int(run.exclusive),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -416,7 +433,7 @@ class SqliteLoadTestRunRepository:
         if "load_test_runs.id" in message:
             raise DuplicateError("LoadTestRun", run.id) from exc
         holder = conn.execute(
-            "SELECT id FROM load_test_runs WHERE cluster_id = ? AND active = 1",
+            "SELECT id FROM load_test_runs WHERE cluster_id = ? AND active = 1 AND exclusive = 1",
             (run.locust_cluster_id,),
         ).fetchone()
         raise ClusterBusyError(run.locust_cluster_id, holder[0] if holder else None) from exc
@@ -492,7 +509,8 @@ class SqliteLoadTestRunRepository:
     def active_on_cluster(self, cluster_id: str) -> LoadTestRun | None:
         row = self._db.run(
             lambda conn: conn.execute(
-                "SELECT doc FROM load_test_runs WHERE cluster_id = ? AND active = 1",
+                "SELECT doc FROM load_test_runs"
+                " WHERE cluster_id = ? AND active = 1 AND exclusive = 1",
                 (cluster_id,),
             ).fetchone()
         )
@@ -691,6 +709,79 @@ def _raise_missing_or_stale(
     raise StaleVersionError(kind, object_id, expected, row[0])
 
 
+class SqliteLocustfileRepository:
+    """Locustfile versions in ``locustfiles``, one row each; the key is the version."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    def add(self, locustfile: Locustfile) -> Locustfile:
+        lf = locustfile
+
+        def insert(conn: sqlite3.Connection) -> Locustfile:
+            (latest,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM locustfiles"
+                " WHERE tenant_id = ? AND name = ?",
+                (lf.tenant_id, lf.name),
+            ).fetchone()
+            if lf.version != latest + 1:
+                raise StaleVersionError("Locustfile", lf.name, lf.version - 1, latest)
+            conn.execute(
+                "INSERT INTO locustfiles (tenant_id, name, version, doc) VALUES (?, ?, ?, ?)",
+                (lf.tenant_id, lf.name, lf.version, _dumps(lf)),
+            )
+            return lf
+
+        return self._db.write(insert)
+
+    @checked
+    def get(self, tenant_id: str, name: str, version: int | None = None) -> Locustfile:
+        sql = "SELECT doc FROM locustfiles WHERE tenant_id = ? AND name = ?"
+        params: list[Any] = [tenant_id, name]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        sql += " ORDER BY version DESC LIMIT 1"
+        row = self._db.run(lambda conn: conn.execute(sql, params).fetchone())
+        if row is None:
+            raise NotFoundError("Locustfile", name if version is None else f"{name}@{version}")
+        return _loads(row[0], Locustfile)
+
+    @checked
+    def find(self, tenant_id: str) -> list[Locustfile]:
+        rows = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM locustfiles AS f WHERE tenant_id = ? AND version = ("
+                " SELECT MAX(version) FROM locustfiles"
+                " WHERE tenant_id = f.tenant_id AND name = f.name) ORDER BY name",
+                (tenant_id,),
+            ).fetchall()
+        )
+        return [_loads(doc, Locustfile) for (doc,) in rows]
+
+    @checked
+    def versions(self, tenant_id: str, name: str) -> list[int]:
+        rows = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT version FROM locustfiles WHERE tenant_id = ? AND name = ? ORDER BY version",
+                (tenant_id, name),
+            ).fetchall()
+        )
+        return [v for (v,) in rows]
+
+    @checked
+    def delete(self, tenant_id: str, name: str) -> int:
+        def remove(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM locustfiles WHERE tenant_id = ? AND name = ?", (tenant_id, name)
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError("Locustfile", name)
+            return int(cursor.rowcount)
+
+        return self._db.write(remove)
+
+
 class SqliteStorage:
     """The SQLite backend (``sqlite:///path.db``, or ``sqlite://`` in memory).
 
@@ -712,6 +803,7 @@ class SqliteStorage:
         self.load_tests = SqliteLoadTestRepository(self._db)
         self.runs = SqliteLoadTestRunRepository(self._db)
         self.metrics = SqliteMetricsRepository(self._db)
+        self.locustfiles = SqliteLocustfileRepository(self._db)
 
     @property
     def schema_version(self) -> int:

@@ -23,6 +23,7 @@ from ..errors import (
     ValidationError,
 )
 from ..filters import LoadTestFilter, RunFilter
+from ..locustfiles import Locustfile
 from ..metrics import EndpointStats
 from ..models import LoadTest
 from ..repositories import Storage
@@ -257,6 +258,20 @@ class RunContract:
         assert ended.version == run.version + 1
         assert storage.runs.active_on_cluster(test.locust_cluster_id) is None
         storage.runs.add(make_run(test))
+
+    def test_runs_on_clusters_of_their_own_hold_no_lease(self, storage: Storage) -> None:
+        test = storage.load_tests.add(make_load_test())
+        own = [storage.runs.add(make_run(test, exclusive=False)) for _ in range(3)]
+        assert storage.runs.active_on_cluster(test.locust_cluster_id) is None
+        held = storage.runs.add(make_run(test))  # a static run still takes the lease
+        assert storage.runs.active_on_cluster(test.locust_cluster_id) == held
+        with pytest.raises(ClusterBusyError):
+            storage.runs.add(make_run(test))
+        again = storage.runs.get(own[0].id)
+        assert not again.exclusive
+        assert again.lease_key == f"run:{own[0].id}"
+        storage.runs.update(again.transition(RunStatus.RUNNING, at=_at(1), actor="a"))
+        assert storage.runs.active_on_cluster(test.locust_cluster_id) == held
 
     def test_stale_run_update_is_refused(self, storage: Storage) -> None:
         test = storage.load_tests.add(make_load_test())
@@ -632,8 +647,84 @@ class ArgumentContract:
         assert storage.load_tests.find(LoadTestFilter()) == []
 
 
+class LocustfileContract:
+    """Stored locustfiles: versions per (tenant, name), never overwritten."""
+
+    def test_each_put_is_a_new_version_and_old_ones_stay(self, storage: Storage) -> None:
+        first = storage.locustfiles.add(Locustfile("web/shop.py", "t1", "A = 1\n", created_at=T0))
+        second = storage.locustfiles.add(
+            Locustfile("web/shop.py", "t1", "A = 2 # ünï\n", version=2, created_by="bob")
+        )
+        assert storage.locustfiles.get("t1", "web/shop.py") == second
+        assert storage.locustfiles.get("t1", "web/shop.py", 1) == first
+        assert storage.locustfiles.get("t1", "web/shop.py").sha256 == second.sha256
+        assert storage.locustfiles.versions("t1", "web/shop.py") == [1, 2]
+
+    def test_a_version_is_written_once(self, storage: Storage) -> None:
+        storage.locustfiles.add(Locustfile("a.py", "t1", "A = 1\n"))
+        with pytest.raises(StaleVersionError):
+            storage.locustfiles.add(Locustfile("a.py", "t1", "B = 1\n"))
+        with pytest.raises(StaleVersionError):
+            storage.locustfiles.add(Locustfile("a.py", "t1", "B = 1\n", version=3))
+        assert storage.locustfiles.get("t1", "a.py").content == "A = 1\n"
+
+    def test_tenants_do_not_see_each_others_files(self, storage: Storage) -> None:
+        storage.locustfiles.add(Locustfile("a.py", "t1", "A = 1\n"))
+        storage.locustfiles.add(Locustfile("b.py", "t1", "B = 1\n"))
+        storage.locustfiles.add(Locustfile("a.py", "t2", "A = 2\n"))
+        assert [f.name for f in storage.locustfiles.find("t1")] == ["a.py", "b.py"]
+        assert [f.content for f in storage.locustfiles.find("t2")] == ["A = 2\n"]
+        with pytest.raises(NotFoundError):
+            storage.locustfiles.get("t3", "a.py")
+        with pytest.raises(NotFoundError):
+            storage.locustfiles.get("t1", "a.py", 2)
+
+    def test_delete_removes_every_version_of_one_name(self, storage: Storage) -> None:
+        storage.locustfiles.add(Locustfile("a.py", "t1", "A = 1\n"))
+        storage.locustfiles.add(Locustfile("a.py", "t1", "A = 2\n", version=2))
+        storage.locustfiles.add(Locustfile("a.py", "t2", "A = 3\n"))
+        assert storage.locustfiles.delete("t1", "a.py") == 2
+        assert storage.locustfiles.versions("t1", "a.py") == []
+        assert storage.locustfiles.get("t2", "a.py").content == "A = 3\n"
+        with pytest.raises(NotFoundError):
+            storage.locustfiles.delete("t1", "a.py")
+        again = storage.locustfiles.add(Locustfile("a.py", "t1", "A = 4\n"))
+        assert again.version == 1
+
+    def test_racing_puts_make_distinct_versions(self, storage: Storage) -> None:
+        barrier = threading.Barrier(8)
+        made: list[int] = []
+
+        def put(n: int) -> None:
+            barrier.wait()
+            while True:
+                latest = storage.locustfiles.versions("t1", "race.py")
+                version = (latest[-1] if latest else 0) + 1
+                try:
+                    storage.locustfiles.add(
+                        Locustfile("race.py", "t1", f"N = {n}\n", version=version)
+                    )
+                except StaleVersionError:
+                    continue
+                made.append(version)
+                return
+
+        threads = [threading.Thread(target=put, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(made) == list(range(1, 9))
+        assert storage.locustfiles.versions("t1", "race.py") == list(range(1, 9))
+
+
 class StorageContract(
-    LoadTestContract, RunContract, MonitorClaimContract, MetricsContract, ArgumentContract
+    LoadTestContract,
+    RunContract,
+    MonitorClaimContract,
+    MetricsContract,
+    ArgumentContract,
+    LocustfileContract,
 ):
     """Everything a backend must do. Provide a ``storage`` fixture."""
 
