@@ -33,6 +33,7 @@ from .errors import (
     LocustTimeoutError,
     NotFoundError,
     PermissionDeniedError,
+    ProvisioningError,
     RepositoryUnavailableError,
     StaleVersionError,
     ValidationError,
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .exports import to_csv, to_dataframe
 from .filters import LoadTestFilter, RunFilter
+from .locustfiles import Locustfile, LocustfileDirectory, LocustfileSource, ResolvedLocustfile
 from .metrics import (
     EndpointStats,
     EndpointSummary,
@@ -53,6 +55,7 @@ from .models import (
     Audit,
     Baseline,
     BaselineFigure,
+    ClusterHandle,
     LoadTest,
     LoadTestRun,
     LoadTestSpec,
@@ -66,6 +69,7 @@ from .report import render_report, write_report, write_run_report
 from .repositories import (
     LoadTestRepository,
     LoadTestRunRepository,
+    LocustfileRepository,
     MetricsRepository,
     MonitorClaim,
     Storage,
@@ -79,6 +83,11 @@ from .verdicts import CriterionResult, Outcome, Verdict
 # use the models and storage (bench/bench_import_time.py measures it).
 _LAZY = {
     "ClusterConfig": "loadmanager.clusters",
+    "ClusterProvider": "loadmanager.provisioning",
+    "HeldCluster": "loadmanager.provisioning",
+    "KubernetesProvider": "loadmanager.providers.kubernetes",
+    "LocalProvider": "loadmanager.providers.local",
+    "ProvisionRequest": "loadmanager.provisioning",
     "ClusterRegistry": "loadmanager.clusters",
     "LocalCluster": "loadmanager.locust.local",
     "LocalClusterError": "loadmanager.locust.local",
@@ -97,6 +106,9 @@ if _typing.TYPE_CHECKING:
     from .locust.local import LocalCluster, LocalClusterError
     from .locust.stats import LocustStats
     from .orchestrator import Orchestrator
+    from .providers.kubernetes import KubernetesProvider
+    from .providers.local import LocalProvider
+    from .provisioning import ClusterProvider, HeldCluster, ProvisionRequest
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -123,6 +135,8 @@ __all__ = [
     "Clock",
     "ClusterBusyError",
     "ClusterConfig",
+    "ClusterHandle",
+    "ClusterProvider",
     "ClusterRegistry",
     "Comparison",
     "ConflictError",
@@ -133,8 +147,10 @@ __all__ = [
     "EndpointSummary",
     "FieldError",
     "FigureDelta",
+    "HeldCluster",
     "IdFactory",
     "InvalidTransitionError",
+    "KubernetesProvider",
     "LoadManagerError",
     "LoadTest",
     "LoadTestFilter",
@@ -144,6 +160,7 @@ __all__ = [
     "LoadTestSpec",
     "LocalCluster",
     "LocalClusterError",
+    "LocalProvider",
     "LocustClient",
     "LocustConnectionError",
     "LocustError",
@@ -153,6 +170,10 @@ __all__ = [
     "LocustResponseError",
     "LocustStats",
     "LocustTimeoutError",
+    "Locustfile",
+    "LocustfileDirectory",
+    "LocustfileRepository",
+    "LocustfileSource",
     "MasterState",
     "MetricSnapshot",
     "MetricsRepository",
@@ -162,7 +183,10 @@ __all__ = [
     "Outcome",
     "Percentiles",
     "PermissionDeniedError",
+    "ProvisionRequest",
+    "ProvisioningError",
     "RepositoryUnavailableError",
+    "ResolvedLocustfile",
     "RunFilter",
     "RunOverrides",
     "RunParameters",

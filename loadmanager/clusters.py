@@ -1,7 +1,12 @@
-"""Which Locust master serves each ``locustClusterId``, and how to reach it."""
+"""Which Locust master serves each ``locustClusterId``, and how to reach it.
+
+An entry is a static master (:class:`ClusterConfig`, started elsewhere) or a
+:class:`~loadmanager.provisioning.ClusterProvider` that makes a cluster per run.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -12,6 +17,11 @@ from ._constraints import checked_tenants
 from .errors import PermissionDeniedError, ValidationError
 from .lifecycle import LocustMaster
 from .locust.client import LocustClient, default_retrying
+from .locustfiles import ResolvedLocustfile
+from .models import ClusterHandle, LoadTestRun
+from .provisioning import ClusterProvider, ProvisionRequest
+
+log = logging.getLogger("loadmanager")
 
 __all__ = [
     "ClientFactory",
@@ -20,6 +30,15 @@ __all__ = [
     "ClusterRegistry",
     "default_client_factory",
 ]
+
+
+def _names(value: object) -> frozenset[str] | None:
+    try:
+        return checked_tenants(value)
+    except ValidationError:
+        raise ValidationError.single(
+            "locustfiles", "must be a collection of locustfile names, not one string"
+        ) from None
 
 
 @attrs.frozen
@@ -35,6 +54,10 @@ class ClusterConfig:
         tenants: The tenants whose load tests may use this cluster; ``None``
             (the default) means every tenant. A collection of ids, never one
             bare string.
+        locustfiles: The locustfile names the master was started with; a test
+            naming another is refused at create and at start, before anything
+            is sent to Locust. ``None`` (the default) declares nothing and
+            checks nothing: say it, so that what runs is what the test names.
     """
 
     url: str
@@ -43,7 +66,24 @@ class ClusterConfig:
     verify: Any = True
     timeout: float = 10.0
     tenants: frozenset[str] | None = attrs.field(default=None, converter=checked_tenants)
+    locustfiles: frozenset[str] | None = attrs.field(default=None, converter=_names)
 
+    def check_locustfile(self, cluster_id: str, name: str) -> None:
+        """Refuse a locustfile this master does not serve (when it declares them).
+
+        Raises:
+            ValidationError: at ``locustfile``, naming the ones it serves.
+        """
+        if self.locustfiles is not None and name not in self.locustfiles:
+            served = ", ".join(sorted(self.locustfiles)) or "none"
+            raise ValidationError.single(
+                "locustfile",
+                f"the master of cluster {cluster_id!r} serves {served}, not {name!r}",
+            )
+
+
+Entry = ClusterConfig | ClusterProvider
+"""A registry entry: a static master, or a provider of per-run clusters."""
 
 ClientFactory = Callable[[ClusterConfig], LocustMaster]
 """Builds the client of a cluster's master (a LocustClient by default); inject
@@ -66,19 +106,23 @@ class ClusterRegistry:
     """Maps ``locustClusterId`` to a :class:`ClusterConfig`; safe to change while running.
 
     Args:
-        clusters: Initial entries; a plain URL string stands for ``ClusterConfig(url)``.
+        clusters: Initial entries; a plain URL string stands for
+            ``ClusterConfig(url)``, and a provider (``LocalProvider()``, a
+            ``KubernetesProvider``) makes a cluster per run.
     """
 
-    def __init__(self, clusters: Mapping[str, ClusterConfig | str] | None = None) -> None:
+    def __init__(self, clusters: Mapping[str, Entry | str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._clusters: dict[str, ClusterConfig] = {}
+        self._clusters: dict[str, Entry] = {}
         for cluster_id, config in (clusters or {}).items():
             self.register(cluster_id, config)
 
-    def register(self, cluster_id: str, config: ClusterConfig | str) -> None:
-        """Add or replace a cluster."""
+    def register(self, cluster_id: str, config: Entry | str) -> None:
+        """Add or replace a cluster (a URL, a ClusterConfig, or a provider)."""
         if isinstance(config, str):
             config = ClusterConfig(config)
+        if not isinstance(config, (ClusterConfig, ClusterProvider)):
+            raise TypeError(f"not a ClusterConfig, URL or ClusterProvider: {config!r}")
         with self._lock:
             self._clusters[cluster_id] = config
 
@@ -91,8 +135,8 @@ class ClusterRegistry:
         with self._lock:
             self._clusters.pop(cluster_id, None)
 
-    def get(self, cluster_id: str) -> ClusterConfig:
-        """The cluster's settings.
+    def get(self, cluster_id: str) -> Entry:
+        """The cluster's settings, or its provider.
 
         Raises:
             ValidationError: at ``locustClusterId`` when no such cluster is configured.
@@ -105,7 +149,12 @@ class ClusterRegistry:
             )
         return config
 
-    def check_tenant(self, cluster_id: str, tenant_id: str) -> ClusterConfig:
+    def provider(self, cluster_id: str) -> ClusterProvider | None:
+        """The cluster's provider; ``None`` for a static master (ValidationError if unknown)."""
+        entry = self.get(cluster_id)
+        return None if isinstance(entry, ClusterConfig) else entry
+
+    def check_tenant(self, cluster_id: str, tenant_id: str) -> Entry:
         """The cluster's settings, if ``tenant_id``'s load tests may use it.
 
         Raises:
@@ -118,6 +167,20 @@ class ClusterRegistry:
                 tenant_id, f"tenant {tenant_id!r} may not use cluster {cluster_id!r}"
             )
         return config
+
+    def release_orphans(self, active: set[str]) -> list[str]:
+        """Release every provider's cluster whose run is not in ``active``; their run ids."""
+        released = []
+        for cluster_id in self:
+            provider = self.provider(cluster_id)
+            if provider is None:
+                continue
+            for held in provider.held():
+                if held.run_id not in active:
+                    log.warning("releasing the cluster of run %s: it is not active", held.run_id)
+                    provider.release(held.handle)
+                    released.append(held.run_id)
+        return released
 
     def __contains__(self, cluster_id: object) -> bool:
         with self._lock:
@@ -136,10 +199,11 @@ class ClusterRegistry:
 
 
 class ClientPool:
-    """One master client per known cluster, built on first use and closed together.
+    """The masters of the runs on this replica's clusters, and their provisioning.
 
-    It is the :class:`~loadmanager.lifecycle.Masters` the run lifecycle talks to;
-    a cluster the registry does not know is not among them.
+    It is the :class:`~loadmanager.lifecycle.Masters` the run lifecycle talks to:
+    one client per static cluster, one per provisioned run (built from the
+    address recorded on the run), built on first use and closed together.
     """
 
     def __init__(self, clusters: ClusterRegistry, factory: ClientFactory) -> None:
@@ -148,18 +212,72 @@ class ClientPool:
         self._clients: dict[str, tuple[ClusterConfig, LocustMaster]] = {}
         self._lock = threading.Lock()
 
-    def master(self, cluster_id: str) -> LocustMaster:
-        """The client of a configured cluster (ValidationError if unknown)."""
-        config = self._clusters.get(cluster_id)
+    def master(self, run: LoadTestRun) -> LocustMaster:
+        """The client of the run's master (ValidationError if its cluster is unknown).
+
+        Raises:
+            ValidationError: the cluster is unknown here, or the run's cluster
+                has not been made (yet).
+        """
+        entry = self._clusters.get(run.locust_cluster_id)
+        if isinstance(entry, ClusterConfig):
+            return self._client(run.locust_cluster_id, entry)
+        if run.cluster is None:
+            raise ValidationError.single("cluster", f"run {run.id} has no cluster made for it")
+        return self._client(f"run:{run.id}", ClusterConfig(run.cluster.master_url))
+
+    def _client(self, key: str, config: ClusterConfig) -> LocustMaster:
         with self._lock:
-            cached = self._clients.get(cluster_id)
-            if cached is not None and cached[0] is config:
+            cached = self._clients.get(key)
+            if cached is not None and cached[0] == config:
                 return cached[1]
             if cached is not None:  # the registry entry changed: rebuild
                 _close(cached[1])
             client = self._factory(config)
-            self._clients[cluster_id] = (config, client)
+            self._clients[key] = (config, client)
             return client
+
+    def provision(
+        self, run: LoadTestRun, locustfile: ResolvedLocustfile | None
+    ) -> ClusterHandle | None:
+        """Make the run's cluster, if its entry is a provider; ``None`` for a static master."""
+        provider = self._clusters.provider(run.locust_cluster_id)
+        if provider is None:
+            return None
+        if locustfile is None or run.parameters.workers is None:
+            raise ValidationError.single("locustfile", "a provisioned cluster needs its content")
+        request = ProvisionRequest(
+            run_id=run.id,
+            load_test_id=run.load_test_id,
+            tenant_id=run.tenant_id,
+            locustfile=locustfile,
+            workers=run.parameters.workers,
+            target_url=run.parameters.target_url,
+        )
+        return provider.provision(request)
+
+    def release(self, run: LoadTestRun) -> None:
+        """Take the run's provisioned cluster away (best effort: reconcile finds what is left)."""
+        with self._lock:
+            cached = self._clients.pop(f"run:{run.id}", None)
+        if cached is not None:
+            _close(cached[1])
+        if run.cluster is None or run.locust_cluster_id not in self._clusters:
+            return
+        provider = self._clusters.provider(run.locust_cluster_id)
+        if provider is None:
+            return
+        try:
+            provider.release(run.cluster)
+        except Exception:
+            log.exception("run %s: could not release its cluster", run.id)
+
+    def log_tail(self, run: LoadTestRun) -> str:
+        """The last lines of the run's provisioned master, if any."""
+        if run.cluster is None or run.locust_cluster_id not in self._clusters:
+            return ""
+        provider = self._clusters.provider(run.locust_cluster_id)
+        return "" if provider is None else provider.log_tail(run.cluster)
 
     def __contains__(self, cluster_id: object) -> bool:
         return cluster_id in self._clusters

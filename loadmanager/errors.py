@@ -16,6 +16,7 @@ the builtin is mixed in (``except LookupError`` also catches a missing object)::
     ├── InvalidTransitionError                a run status change the table refuses
     ├── RepositoryUnavailableError            the storage backend cannot be reached
     ├── WaitTimeoutError (TimeoutError)       wait() gave up before the run ended
+    ├── ProvisioningError                     a provider could not make a run's cluster
     └── LocustError                           talking to a Locust master went wrong
         ├── LocustConnectionError             no answer at the transport level
         │   └── LocustTimeoutError            ... because it took too long
@@ -51,6 +52,7 @@ __all__ = [
     "LocustTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProvisioningError",
     "RepositoryUnavailableError",
     "StaleVersionError",
     "ValidationError",
@@ -222,6 +224,20 @@ class WaitTimeoutError(LoadManagerError, TimeoutError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id!r} still {status} after {timeout:g} s")
+
+
+class ProvisioningError(LoadManagerError):
+    """A provider could not make a run's cluster; the run is recorded ``failed``.
+
+    Attributes:
+        log_tail: The last lines the cluster wrote, when there are any.
+        run_id: The run that failed (set by the lifecycle).
+    """
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        self.run_id: str | None = None
+        super().__init__(f"{message}\n--- log (tail) ---\n{log_tail}" if log_tail else message)
 
 
 class LocustError(LoadManagerError):

@@ -25,6 +25,7 @@ from .errors import (
     InvalidTransitionError,
     LocustError,
     NotFoundError,
+    ProvisioningError,
     RepositoryUnavailableError,
     StaleVersionError,
     ValidationError,
@@ -32,8 +33,9 @@ from .errors import (
 from .grammar import render
 from .held import HeldSnapshots
 from .locust.stats import LocustStats
+from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
-from .models import LoadTest, LoadTestRun, RunParameters
+from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
 from .repositories import Storage
 from .status import RunStatus
 
@@ -44,7 +46,15 @@ log = logging.getLogger("loadmanager")
 CACHE_GUARD = timedelta(seconds=2.5)
 """How long after a start an answer may still be Locust's cached one from before."""
 
-STEPS = ("pending", "swarm-accepted", "running", "stop-sent", "final-figures", "summary-written")
+STEPS = (
+    "pending",
+    "cluster-made",
+    "swarm-accepted",
+    "running",
+    "stop-sent",
+    "final-figures",
+    "summary-written",
+)
 """The steps of a run's life at which a host can die; see the crash table."""
 
 
@@ -72,9 +82,25 @@ class LocustMaster(Protocol):
 
 
 class Masters(Protocol):
-    """Which master serves a cluster; ValidationError for one it does not know."""
+    """The masters of runs, and their clusters where a provider makes one per run."""
 
-    def master(self, cluster_id: str) -> LocustMaster: ...
+    def master(self, run: LoadTestRun) -> LocustMaster:
+        """The run's master; ValidationError for a cluster unknown here or not made."""
+        ...
+
+    def provision(
+        self, run: LoadTestRun, locustfile: ResolvedLocustfile | None
+    ) -> ClusterHandle | None:
+        """Make the run's cluster; ``None`` when its cluster is a static master."""
+        ...
+
+    def release(self, run: LoadTestRun) -> None:
+        """Take the run's cluster away, if one was made for it (never raises)."""
+        ...
+
+    def log_tail(self, run: LoadTestRun) -> str:
+        """The last lines of the run's made master, or ``""``."""
+        ...
 
     def __contains__(self, cluster_id: object) -> bool: ...
 
@@ -139,16 +165,29 @@ class RunLifecycle:
     # -- starting ---------------------------------------------------------------
 
     def begin(
-        self, test: LoadTest, params: RunParameters, *, run_id: str, actor: str
+        self,
+        test: LoadTest,
+        params: RunParameters,
+        *,
+        run_id: str,
+        actor: str,
+        exclusive: bool = True,
     ) -> LoadTestRun:
-        """Record the run ``pending`` (taking the cluster's lease) and claim it."""
+        """Record the run ``pending`` (taking the cluster's lease) and claim it.
+
+        Args:
+            exclusive: The run holds its cluster's lease (a static master);
+                ``False`` for a cluster made for this run alone.
+        """
         # Marked as launching before it is visible, so this replica's own
         # Monitor never mistakes it for a start whose host died.
         with self._lock:
             self._launching.add(run_id)
         try:
             run = self._storage.runs.add(
-                LoadTestRun.new(test, params, id=run_id, at=self._clock.now(), actor=actor)
+                LoadTestRun.new(
+                    test, params, id=run_id, at=self._clock.now(), actor=actor, exclusive=exclusive
+                )
             )
         except BaseException:
             self._done_launching(run_id)
@@ -160,15 +199,20 @@ class RunLifecycle:
         self._checkpoint("pending")
         return run
 
-    def launch(self, run: LoadTestRun, *, actor: str) -> LoadTestRun:
-        """Ask the master to swarm and record ``running``.
+    def launch(
+        self, run: LoadTestRun, *, actor: str, locustfile: ResolvedLocustfile | None = None
+    ) -> LoadTestRun:
+        """Make the run's cluster (if a provider makes one), ask it to swarm, record ``running``.
 
-        A failure after the swarm was sent stops the master before the run is
-        recorded ``failed``, so no load outlives a run that failed to start.
+        The cluster is recorded on the run before the swarm, so an heir finds
+        it. A failure after the swarm was sent stops the master before the run
+        is recorded ``failed``, so no load outlives a run that failed to start;
+        a made cluster is released when the run ends, failed or not.
         """
         swarmed = False
         try:
-            master = self._masters.master(run.locust_cluster_id)
+            run = self._made(run, locustfile, actor)
+            master = self._masters.master(run)
             master.reset_stats()
             p = run.parameters
             swarmed = True
@@ -186,6 +230,10 @@ class RunLifecycle:
             self._abandon(run, swarmed, actor, f"Locust did not start the run: {exc}")
             exc.run_id = run.id
             raise
+        except ProvisioningError as exc:
+            self._abandon(run, swarmed, actor, f"no cluster for the run: {exc}")
+            exc.run_id = run.id
+            raise
         except BaseException:
             self._abandon(run, swarmed, actor, "the start was aborted")
             raise
@@ -193,6 +241,22 @@ class RunLifecycle:
             self._done_launching(run.id)
         self._checkpoint("running")
         return running
+
+    def _made(
+        self, run: LoadTestRun, locustfile: ResolvedLocustfile | None, actor: str
+    ) -> LoadTestRun:
+        """The run with the cluster made for it recorded (unchanged on a static master)."""
+        handle = self._masters.provision(run, locustfile)
+        if handle is None:
+            return run
+        made = run.with_cluster(handle, at=self._clock.now(), actor=actor)
+        try:
+            run = self._storage.runs.update(made)
+        except (StaleVersionError, NotFoundError):
+            self._masters.release(made)  # an heir settled the run while it was being made
+            raise InvalidTransitionError(run.id, "settled", RunStatus.RUNNING.value) from None
+        self._checkpoint("cluster-made")
+        return run
 
     def _mark_running(self, run: LoadTestRun, master: LocustMaster, actor: str) -> LoadTestRun:
         try:
@@ -216,7 +280,7 @@ class RunLifecycle:
             return  # an heir settled it meanwhile, and owns the master now
         # Stopped while the run still holds the lease, so no other run's load is hit.
         if swarmed and run.locust_cluster_id in self._masters:
-            self._stop_quietly(self._masters.master(run.locust_cluster_id))
+            self._stop_quietly(self._masters.master(current))
         self._end(current, RunStatus.FAILED, reason, actor=actor)
 
     def _done_launching(self, run_id: str) -> None:
@@ -236,7 +300,7 @@ class RunLifecycle:
 
     def _send_stop(self, run: LoadTestRun, *, actor: str, reason: str = "") -> LoadTestRun:
         try:
-            self._masters.master(run.locust_cluster_id).stop()
+            self._masters.master(run).stop()
         except (LocustError, ValidationError) as exc:
             why = f"{reason}; then " if reason else ""
             failure = f"{why}Locust master unreachable while stopping: {exc}"
@@ -272,9 +336,9 @@ class RunLifecycle:
             return run
         if run.locust_cluster_id not in self._masters:
             return run  # not ours to judge: a replica that knows the cluster will
-        master = self._masters.master(run.locust_cluster_id)
         if run.status is RunStatus.PENDING:
-            return self._adopt(run, master)
+            return self._adopt(run)
+        master = self._masters.master(run)
         try:
             stats = master.stats()
         except LocustError as exc:
@@ -322,11 +386,16 @@ class RunLifecycle:
             # should the answer still clash with another's, its slot is taken.
             return True
 
-    def _adopt(self, run: LoadTestRun, master: LocustMaster) -> LoadTestRun:
+    def _adopt(self, run: LoadTestRun) -> LoadTestRun:
         """Settle a pending run whose starter died: running if the load runs, else failed."""
         run = self._storage.runs.get(run.id)  # the caller's copy may predate the launch
         if run.status is not RunStatus.PENDING:
             return run
+        try:
+            master = self._masters.master(run)
+        except ValidationError:  # a provider's cluster was never recorded: never began
+            reason = "the start was interrupted before its cluster was made"
+            return self._end(run, RunStatus.FAILED, reason)
         try:
             state = master.stats().state
         except LocustError as exc:
@@ -428,6 +497,9 @@ class RunLifecycle:
         self, run: LoadTestRun, to: RunStatus, reason: str | None, *, actor: str | None = None
     ) -> LoadTestRun:
         if to is RunStatus.FAILED:
+            tail = self._masters.log_tail(run)
+            if tail and reason is not None:
+                reason = f"{reason}\n--- master log (tail) ---\n{tail}"
             log.warning("run %s failed: %s", run.id, reason)
         dropped = self.held.dropped(run.id)
         if dropped:
@@ -440,6 +512,7 @@ class RunLifecycle:
             # the next poll sees their version and decides again.
             return self._storage.runs.get(run.id)
         self.forget(run.id)
+        self._masters.release(stored)
         return stored
 
     # -- helpers ------------------------------------------------------------------

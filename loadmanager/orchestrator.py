@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+
+import attrs
 
 from . import _constraints as c
 from ._progress import Progress, describe
 from ._serialization import from_json, to_json
-from .catalog import Catalog, Tenants
+from .catalog import Tenants
 from .clock import Clock, IdFactory, as_clock, new_id
 from .clusters import ClientFactory, ClientPool, ClusterRegistry, default_client_factory
 from .errors import (
@@ -27,6 +29,8 @@ from .errors import (
 )
 from .filters import MAX_LIMIT, RunFilter
 from .lifecycle import RunLifecycle
+from .locustfile_catalog import LocustfileCatalog
+from .locustfiles import LocustfileSource
 from .metrics import MetricSnapshot
 from .models import LoadTest, LoadTestRun, LoadTestSpec, RunOverrides
 from .monitor import Monitor
@@ -44,13 +48,16 @@ def _check_version(kind: str, current: LoadTest, expected: int | None) -> None:
         raise StaleVersionError(kind, current.id, expected, current.version)
 
 
-class Orchestrator(Catalog):
+class Orchestrator(LocustfileCatalog):
     """Load tests, runs and their monitoring, on one storage and a cluster registry.
 
     Args:
         storage: From :func:`loadmanager.connect`; the caller keeps ownership.
-        clusters: Which Locust master serves each ``locustClusterId``. This
+        clusters: Which Locust master serves each ``locustClusterId``: a
+            static master, or a provider that makes a cluster per run. This
             replica monitors only runs on these clusters.
+        locustfiles: Where test's ``locustfile`` names resolve besides the
+            stored ones (``[LocustfileDirectory("loadtests/")]``).
         clock: Time source for records, waits and polls (a
             :class:`~loadmanager.clock.Clock`, or a bare function returning
             the UTC time); the system's by default.
@@ -83,9 +90,11 @@ class Orchestrator(Catalog):
         settle: float = 3.5,
         system_actor: str = "loadmanager",
         checkpoint: Callable[[str], None] | None = None,
+        locustfiles: Sequence[LocustfileSource] = (),
     ) -> None:
         self.storage = storage
         self.clusters = clusters
+        self.locustfile_sources = tuple(locustfiles)
         self.clock = as_clock(clock)
         self._new_id = id_factory
         self._masters = ClientPool(clusters, client_factory)
@@ -130,6 +139,7 @@ class Orchestrator(Catalog):
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
         self.clusters.check_tenant(spec.locust_cluster_id, spec.tenant_id)
+        self._checked_locustfile(spec.locust_cluster_id, spec.locustfile, spec.tenant_id)
         test = LoadTest.from_spec(spec, id=self._new_id(), at=self.clock.now(), actor=actor)
         return self.storage.load_tests.add(test)
 
@@ -160,11 +170,10 @@ class Orchestrator(Catalog):
         spec = from_json(LoadTestSpec, {**base, **changes})
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
-        if (spec.locust_cluster_id, spec.tenant_id) != (
-            current.locust_cluster_id,
-            current.tenant_id,
-        ):
+        where = (spec.locust_cluster_id, spec.tenant_id, spec.locustfile)
+        if where != (current.locust_cluster_id, current.tenant_id, current.locustfile):
             self.clusters.check_tenant(spec.locust_cluster_id, spec.tenant_id)
+            self._checked_locustfile(*where)
         revised = current.revised(spec, at=self.clock.now(), actor=actor)
         return self.storage.load_tests.update(revised)
 
@@ -222,12 +231,18 @@ class Orchestrator(Catalog):
     ) -> LoadTestRun:
         """Start a run of a load test with its defaults, or ``overrides``.
 
-        Freezes the test's criteria and baseline figures into the run, takes the
-        cluster's lease and records the run ``pending``, asks the master to
-        swarm, and records ``running``.
+        Resolves the test's locustfile and pins its hash (and stored version)
+        on the run, freezes the test's criteria and baseline figures into it,
+        takes the cluster's lease (a static master) and records the run
+        ``pending``, makes its cluster (a provider), asks the master to swarm,
+        and records ``running``.
 
         Raises:
+            ValidationError: the locustfile resolves nowhere (or the static
+                master does not serve it); nothing was recorded or sent.
             ClusterBusyError: the cluster already runs another test (named).
+            ProvisioningError: the provider could not make the cluster; the
+                run is recorded ``failed`` with the reason and the log tail.
             LocustError: the master refused or could not be reached; the run is
                 recorded ``failed`` with the reason (``exc.run_id``) and the
                 cluster is free again.
@@ -240,13 +255,26 @@ class Orchestrator(Catalog):
             overrides = from_json(RunOverrides, overrides)
         c.check_claimed_creator(overrides.created_by, actor)
         self.clusters.check_tenant(test.locust_cluster_id, test.tenant_id)
-        baseline = frozen_baseline(self.storage.runs, test)
-        params = overrides.resolve(test, baseline=baseline, poll_interval=self.poll_interval)
+        code = self._checked_locustfile(test.locust_cluster_id, test.locustfile, test.tenant_id)
+        provider = self.clusters.provider(test.locust_cluster_id)
+        users = overrides.target_users or test.default_users
+        params = attrs.evolve(
+            overrides.resolve(
+                test,
+                baseline=frozen_baseline(self.storage.runs, test),
+                poll_interval=self.poll_interval,
+            ),
+            workers=None if provider is None else provider.workers_for(users, overrides.workers),
+            locustfile_sha256=None if code is None else code.sha256,
+            locustfile_version=None if code is None else code.version,
+        )
         try:
-            pending = self._lifecycle.begin(test, params, run_id=self._new_id(), actor=actor)
+            pending = self._lifecycle.begin(
+                test, params, run_id=self._new_id(), actor=actor, exclusive=provider is None
+            )
         except ClusterBusyError as exc:
             raise self._busy_as_seen_by(exc, tenants) from None
-        return self._lifecycle.launch(pending, actor=actor)
+        return self._lifecycle.launch(pending, actor=actor, locustfile=code)
 
     def stop_run(self, run_id: str, *, actor: str, tenants: Tenants = None) -> LoadTestRun:
         """Ask the master to stop; the run is ``stopping`` until Locust confirms.
@@ -315,7 +343,8 @@ class Orchestrator(Catalog):
         ends at once, a start whose host died is adopted (its load runs) or
         failed (it never began), and the rest are monitored from here on. Runs
         on clusters this replica does not know are left alone and logged.
-        Returns the active runs as they stand afterwards.
+        Then every provider's clusters whose run has ended, or is unknown, are
+        released. Returns the active runs as they stand afterwards.
         """
         self._check_open()
         settled = []
@@ -325,6 +354,7 @@ class Orchestrator(Catalog):
             elif self.monitor.mine(run):
                 run = self._lifecycle.poll(run)
             settled.append(run)
+        self.clusters.release_orphans({r.id for r in settled if r.is_active})
         return settled
 
     # -- resources -----------------------------------------------------------------

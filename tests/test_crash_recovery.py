@@ -36,7 +36,7 @@ DOOMED = textwrap.dedent(
     import os, signal, sys, time
     import loadmanager as lm
 
-    url, cluster_url, test_id, step = sys.argv[1:5]
+    url, cluster_url, test_id, step, state_dir, files = sys.argv[1:7]
 
     def checkpoint(name):
         if name == step:
@@ -44,12 +44,14 @@ DOOMED = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     storage = lm.connect(url)
+    made = lm.LocalProvider(state_dir=state_dir, max_workers=1)
     orch = lm.Orchestrator(
         storage=storage,
-        clusters=lm.ClusterRegistry({"cluster-1": cluster_url}),
+        clusters=lm.ClusterRegistry({"cluster-1": cluster_url, "made": made}),
         poll_interval=1.0,
         owner="doomed",
         checkpoint=checkpoint,
+        locustfiles=[lm.LocustfileDirectory(files)],
     )
     run = orch.start_run(test_id, actor="doomed")
     if step == "stop-sent":
@@ -61,6 +63,7 @@ DOOMED = textwrap.dedent(
 # step -> (run time, what the heir must find: the documented outcome)
 CASES = {
     "pending": (None, lm.RunStatus.FAILED),
+    "cluster-made": (None, lm.RunStatus.FAILED),  # on a LocalProvider's cluster
     "swarm-accepted": ("4s", lm.RunStatus.FINISHED),
     "running": ("4s", lm.RunStatus.FINISHED),
     "stop-sent": (None, lm.RunStatus.STOPPED),
@@ -81,6 +84,15 @@ def cluster(target: TargetServer) -> Iterator[lm.LocalCluster]:
         yield running
 
 
+def running(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting for init to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def master_state(cluster: lm.LocalCluster) -> lm.MasterState:
     with lm.LocustClient(cluster.url) as client:
         return client.stats().state
@@ -99,16 +111,33 @@ def test_a_host_killed_at_each_step_is_settled_by_an_heir(
 ) -> None:
     run_time, outcome = CASES[step]
     url = f"sqlite:///{tmp_path / 'lm.db'}"
-    registry = lm.ClusterRegistry({"cluster-1": cluster.url})
+    state_dir = tmp_path / "clusters"
+    made = lm.LocalProvider(state_dir=state_dir, max_workers=1)
+    registry = lm.ClusterRegistry({"cluster-1": cluster.url, "made": made})
+    files = [lm.LocustfileDirectory(LOCUSTFILE.parent)]
     with lm.connect(url) as storage:
-        with lm.Orchestrator(storage=storage, clusters=registry, monitor=False) as setup:
+        with lm.Orchestrator(
+            storage=storage, clusters=registry, monitor=False, locustfiles=files
+        ) as setup:
             body = {**seed_load_test_body(), "targetUrl": target.url, "defaultUsers": 4}
             body["defaultSpawnRate"] = 4
+            if step == "cluster-made":
+                body.update(locustClusterId="made", locustfile=LOCUSTFILE.name)
             if run_time:
                 body["defaultRunTime"] = run_time
             test = setup.create_load_test(body, actor=ACTOR)
         doomed = subprocess.run(
-            [sys.executable, "-c", DOOMED, url, cluster.url, test.id, step],
+            [
+                sys.executable,
+                "-c",
+                DOOMED,
+                url,
+                cluster.url,
+                test.id,
+                step,
+                str(state_dir),
+                str(LOCUSTFILE.parent),
+            ],
             capture_output=True,
             text=True,
             timeout=90,
@@ -119,8 +148,13 @@ def test_a_host_killed_at_each_step_is_settled_by_an_heir(
         assert f"dying at {step}" in doomed.stdout
         [run] = storage.runs.find(lm.RunFilter(load_test_id=test.id))
 
+        left = [int(p) for h in made.held() for p in h.handle.ref["pids"].split(",") if p]
         with lm.Orchestrator(
-            storage=storage, clusters=registry, poll_interval=INTERVAL, owner="heir"
+            storage=storage,
+            clusters=registry,
+            poll_interval=INTERVAL,
+            owner="heir",
+            locustfiles=files,
         ) as heir:
             heir.reconcile()
             # Within one claim expiry, the heir owns the run or it has ended; a
@@ -148,3 +182,8 @@ def test_a_host_killed_at_each_step_is_settled_by_an_heir(
         else:
             assert "interrupted" in (ended.failure_reason or "")
         assert not master_state(cluster).generating_load, step
+        # A cluster made for the run is gone with it: no folder, no process.
+        assert made.held() == []
+        assert [p for p in left if running(p)] == [], step
+        if step == "cluster-made":
+            assert len(left) == 2  # the master and its worker outlived the host

@@ -318,6 +318,7 @@ class CountingStorage:
         self.metrics = Metrics()
         self.load_tests = Tests()
         self.runs = inner.runs
+        self.locustfiles = inner.locustfiles
         self.url = inner.url
 
     def close(self) -> None:

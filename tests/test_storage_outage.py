@@ -108,6 +108,7 @@ class FlakyStorage:
         self.metrics = Metrics()
         self.load_tests = self.inner.load_tests
         self.runs = self.inner.runs
+        self.locustfiles = self.inner.locustfiles
         self.url = "flaky://"
 
     def close(self) -> None:

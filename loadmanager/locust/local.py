@@ -30,6 +30,7 @@ class LocalClusterError(LoadManagerError):
     """A local master or worker did not start, or exited unexpectedly.
 
     Attributes:
+        reason: What went wrong, without the log.
         log_tail: The last lines the failing process wrote (the master's when
             no single process failed), to show why.
     """
@@ -64,6 +65,9 @@ class LocalCluster:
         command: How to start locust; ``python -m locust`` of this interpreter
             by default.
         env: Extra environment variables for the processes.
+        log_dir: Where the processes' output goes (``master.log``,
+            ``worker-N.log``); a fresh temporary folder, removed by
+            :meth:`cleanup`, by default.
 
     Use as a context manager; on exit every process it started is stopped, even
     when the body raised::
@@ -83,6 +87,7 @@ class LocalCluster:
         extra_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         env: dict[str, str] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a LocalCluster needs at least one worker")
@@ -100,6 +105,7 @@ class LocalCluster:
         self.master_port = 0
         self.master: subprocess.Popen[bytes] | None = None
         self.worker_processes: list[subprocess.Popen[bytes]] = []
+        self._given_log_dir = None if log_dir is None else str(log_dir)
         self._logdir: str | None = None
         self._logs: list[IO[bytes]] = []
         self._log_of: dict[int, Path] = {}  # pid -> the file its output goes to
@@ -147,7 +153,7 @@ class LocalCluster:
         """Start the master and workers and wait until every worker is connected."""
         if self.master is not None:
             raise RuntimeError("the LocalCluster is already started")
-        self._logdir = tempfile.mkdtemp(prefix="loadmanager-locust-")
+        self._logdir = self._given_log_dir or tempfile.mkdtemp(prefix="loadmanager-locust-")
         self.web_port, self.master_port = _free_port(), _free_port()
         try:
             master_args = [
@@ -207,6 +213,11 @@ class LocalCluster:
             self.log_tail(),
         )
 
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the master and the workers, master first."""
+        return [p.pid for p in [self.master, *self.worker_processes] if p is not None]
+
     def kill_master(self) -> None:
         """SIGKILL the master, as a crash would (for failure tests)."""
         if self.master is not None and self.master.poll() is None:
@@ -237,9 +248,9 @@ class LocalCluster:
     def cleanup(self) -> None:
         """Stop everything and delete the log folder."""
         self.stop()
-        if self._logdir is not None:
+        if self._logdir is not None and self._given_log_dir is None:
             shutil.rmtree(self._logdir, ignore_errors=True)
-            self._logdir = None
+        self._logdir = None
 
     def __enter__(self) -> LocalCluster:
         return self.start()
