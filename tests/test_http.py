@@ -369,3 +369,38 @@ def test_every_route_end_to_end(
     assert [p["runId"] for p in trend] == [run_id, second["id"]]
     assert api.delete(f"/v1/load-tests/{tid}", headers=h).status_code == 204
     assert api.get(f"/v1/runs/{run_id}", headers=h).status_code == 404
+
+
+# -- stored locustfiles (off unless the host enables them) --------------------------------
+
+
+def test_locustfile_routes_are_off_by_default(memory_orch: lm.Orchestrator) -> None:
+    with client_for(memory_orch) as http:
+        response = http.put(
+            "/v1/locustfiles/shop.py?tenantId=tenant-1", json={"content": "X = 1\n"}, headers=ALICE
+        )
+    assert response.status_code == 404
+    assert memory_orch.list_locustfiles(tenant_id="tenant-1") == []
+
+
+def test_locustfile_routes_store_version_scope_and_delete(memory_orch: lm.Orchestrator) -> None:
+    app = create_app(memory_orch, authenticate=bearer_tokens(TOKENS), locustfile_routes=True)
+    bob = {"Authorization": "Bearer bob-token"}
+    with httpx.Client(transport=_SyncASGI(app), base_url="http://testserver") as http:
+        url = "/v1/locustfiles/web/shop.py?tenantId=tenant-1"
+        first = http.put(url, json={"content": "X = 1\n"}, headers=ALICE)
+        second = http.put(url, json={"content": "X = 2\n"}, headers=ALICE)
+        assert (first.status_code, second.status_code) == (201, 201)
+        assert second.json()["version"] == 2
+        assert "content" not in second.json()
+        assert http.get(url, headers=ALICE).json()["content"] == "X = 2\n"
+        assert http.get(url + "&version=1", headers=ALICE).json()["content"] == "X = 1\n"
+        listed = http.get("/v1/locustfiles?tenantId=tenant-1", headers=ALICE).json()["items"]
+        assert [(f["name"], f["version"]) for f in listed] == [("web/shop.py", 2)]
+        assert http.get(url, headers=bob).status_code == 404  # another tenant's: not found
+        assert http.put(url, json={"content": "X = 3\n"}, headers=bob).status_code == 403
+        assert http.put(url, content="X = 3\n", headers=ALICE).status_code == 415
+        assert http.put(url, json={"content": "X", "extra": 1}, headers=ALICE).status_code == 422
+        assert http.get("/v1/locustfiles", headers=ALICE).status_code == 422  # no tenantId
+        assert http.delete(url, headers=ALICE).status_code == 204
+        assert http.get(url, headers=ALICE).status_code == 404

@@ -31,11 +31,13 @@ from ..errors import (
     LocustError,
     NotFoundError,
     PermissionDeniedError,
+    ProvisioningError,
     RepositoryUnavailableError,
     StaleVersionError,
     ValidationError,
 )
 from ..filters import DEFAULT_LIMIT, MAX_LIMIT
+from ..locustfiles import Locustfile
 from ..orchestrator import Orchestrator
 from .auth import Authenticate, AuthenticationError, Principal
 
@@ -159,6 +161,9 @@ def _from_error(exc: Exception) -> ApiResponse:
     if isinstance(exc, LocustError):
         detail = getattr(exc, "message", None) or "the Locust master could not be reached"
         return problem(502, "Locust error", detail, kind=base + "locust", runId=exc.run_id)
+    if isinstance(exc, ProvisioningError):
+        detail = str(exc).split("\n", 1)[0] + " (the run's failureReason has the log)"
+        return problem(502, "No cluster", detail, kind=base + "provisioning", runId=exc.run_id)
     if isinstance(exc, AuthenticationError):
         return _unauthorized()
     log.exception("unexpected error in the HTTP API", exc_info=exc)
@@ -197,10 +202,17 @@ class Api:
         orchestrator: The host's Orchestrator.
         authenticate: The host's hook; see :mod:`loadmanager.http.auth`.
         max_body: Largest accepted request body in bytes.
+        locustfile_routes: Serve ``/v1/locustfiles`` (off by default: code that
+            runs on the load generators).
     """
 
     def __init__(
-        self, orchestrator: Orchestrator, authenticate: Authenticate, *, max_body: int = MAX_BODY
+        self,
+        orchestrator: Orchestrator,
+        authenticate: Authenticate,
+        *,
+        max_body: int = MAX_BODY,
+        locustfile_routes: bool = False,
     ) -> None:
         self.orch = orchestrator
         self.authenticate = authenticate
@@ -224,6 +236,14 @@ class Api:
             ("GET", re.compile(rf"^/v1/runs/{r}/metrics/summary$"), self.summary),
             ("GET", re.compile(rf"^/v1/runs/{r}/metrics/comparison$"), self.comparison),
         ]
+        if locustfile_routes:
+            f = r"(?P<name>.+)"
+            self._routes += [
+                ("GET", re.compile(r"^/v1/locustfiles/?$"), self.list_locustfiles),
+                ("PUT", re.compile(rf"^/v1/locustfiles/{f}$"), self.put_locustfile),
+                ("GET", re.compile(rf"^/v1/locustfiles/{f}$"), self.get_locustfile),
+                ("DELETE", re.compile(rf"^/v1/locustfiles/{f}$"), self.delete_locustfile),
+            ]
 
     # -- dispatch -------------------------------------------------------------
 
@@ -459,6 +479,46 @@ class Api:
             },
         )
 
+    # -- locustfiles (only when enabled) --------------------------------------------
+
+    def _tenant(self, request: ApiRequest) -> str:
+        tenant = self._one(request, "tenantId")
+        if not tenant:
+            raise ValidationError.single("tenantId", "is required: the tenant owning the file")
+        return tenant
+
+    def list_locustfiles(self, request: ApiRequest, who: Principal) -> ApiResponse:
+        found = self.orch.list_locustfiles(tenant_id=self._tenant(request), tenants=who.tenants)
+        return ApiResponse(200, {"items": [_locustfile_json(f, content=False) for f in found]})
+
+    def put_locustfile(self, request: ApiRequest, who: Principal, name: str) -> ApiResponse:
+        body = self._json(request)
+        if not isinstance(body, dict) or set(body) - {"content"} or "content" not in body:
+            raise ValidationError.single("", 'must be {"content": "<the locustfile>"}')
+        stored = self.orch.put_locustfile(
+            name, body["content"], tenant_id=self._tenant(request), actor=who.actor,
+            tenants=who.tenants,
+        )  # fmt: skip
+        return ApiResponse(201, _locustfile_json(stored, content=False))
+
+    def get_locustfile(self, request: ApiRequest, who: Principal, name: str) -> ApiResponse:
+        version = self._one(request, "version")
+        if version is not None and not version.isdigit():
+            raise ValidationError.single("version", "must be a whole number")
+        found = self.orch.get_locustfile(
+            name,
+            tenant_id=self._tenant(request),
+            version=None if version is None else int(version),
+            tenants=who.tenants,
+        )
+        return ApiResponse(200, _locustfile_json(found, content=True))
+
+    def delete_locustfile(self, request: ApiRequest, who: Principal, name: str) -> ApiResponse:
+        self.orch.delete_locustfile(
+            name, tenant_id=self._tenant(request), actor=who.actor, tenants=who.tenants
+        )
+        return ApiResponse(204)
+
     def comparison(self, request: ApiRequest, who: Principal, run: str) -> ApiResponse:
         baseline = self._one(request, "baseline")
         if not baseline:
@@ -467,6 +527,13 @@ class Api:
             )
         result = self.orch.compare(run, baseline, tenants=who.tenants)
         return ApiResponse(200, to_json(result))
+
+
+def _locustfile_json(locustfile: Locustfile, *, content: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = to_json(locustfile)
+    if not content:
+        doc.pop("content", None)
+    return {**doc, "sha256": locustfile.sha256, "size": locustfile.size}
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ def create_app(
     *,
     authenticate: Authenticate | None = None,
     max_body: int = MAX_BODY,
+    locustfile_routes: bool = False,
 ) -> Any:
     """An ASGI app serving the seed's routes; mount it in your own service.
 
@@ -38,6 +39,10 @@ def create_app(
         authenticate: The host's hook, e.g. ``bearer_tokens({...})``. Required:
             pass ``loadmanager.http.allow_anonymous`` explicitly to open it up.
         max_body: Largest request body in bytes (1 MiB); larger ones get 413.
+        locustfile_routes: Serve ``/v1/locustfiles`` (store, read, list, delete
+            locustfiles). Off by default: a locustfile is code that runs on
+            the load generators, so enabling this lets every principal with
+            write access to a tenant run code there. See docs/security.md.
 
     Raises:
         ValueError: no ``authenticate`` hook was given.
@@ -55,7 +60,7 @@ def create_app(
     except ImportError as exc:
         raise ImportError("the HTTP app needs starlette: pip install 'loadmanager[http]'") from exc
 
-    api = Api(orchestrator, authenticate, max_body=max_body)
+    api = Api(orchestrator, authenticate, max_body=max_body, locustfile_routes=locustfile_routes)
 
     async def read_body(request: Request) -> bytes | None:
         declared = request.headers.get("content-length")
