@@ -1,9 +1,12 @@
 """loadmanager's quick start: a real load test on this machine, end to end.
 
-Starts a small local target, a Locust cluster (one master, two workers) and the
-embedded SQLite storage; creates the seed's example load test pointed at the
-target; runs it for about 15 seconds with a live progress line; prints the
-summary table and the verdict. Exits 0 when the run finished.
+Starts a small local target and the embedded SQLite storage; creates the seed's
+example load test pointed at the target, naming ``locustfile.py`` from this
+folder; runs it for about 15 seconds on a Locust cluster (one master, two
+workers) that the LocalProvider makes for this run from that file's content,
+with a live progress line; prints the summary table and the verdict, and the
+SHA-256 of the locustfile that ran. Exits 0 when the run finished and its
+cluster is gone.
 
     pip install -e '.[local]'
     python examples/quickstart.py
@@ -46,15 +49,18 @@ def print_summary(run: lm.LoadTestRun) -> None:
 
 def main(db_path: str | None = None) -> int:
     db_path = db_path or str(Path(tempfile.mkdtemp(prefix="loadmanager-")) / "quickstart.db")
+    # One master and two workers per run, made from the test's own locustfile.
+    local = lm.LocalProvider(state_dir=Path(db_path).parent / "clusters", users_per_worker=10)
     with (
         TargetServer(slow_ms=50, fail_ratio=0.02) as target,
-        lm.LocalCluster(HERE / "locustfile.py", workers=2, host=target.url) as cluster,
         lm.connect(f"sqlite:///{db_path}") as storage,
         lm.Orchestrator(
-            storage=storage, clusters=lm.ClusterRegistry({"cluster-1": cluster.url})
+            storage=storage,
+            clusters=lm.ClusterRegistry({"cluster-1": local}),
+            locustfiles=[lm.LocustfileDirectory(HERE)],
         ) as orch,
     ):
-        print(f"target {target.url} · Locust master {cluster.url} · storage {storage.url}")
+        print(f"target {target.url} · storage {storage.url}")
         # The seed's example body, pointed at the local target, with thresholds.
         test = orch.create_load_test(
             {
@@ -82,11 +88,18 @@ def main(db_path: str | None = None) -> int:
             {"targetUsers": 20, "spawnRate": 10, "runTime": "15s", "createdBy": "user@example.com"},
             actor="user@example.com",
         )
-        print(f"started run {run.id}: 20 users for 15 s")
+        workers = run.parameters.workers
+        master = run.cluster.master_url if run.cluster else "?"
+        print(f"started run {run.id}: 20 users for 15 s on {workers} workers, master {master}")
         run = orch.wait(run.id, timeout=120, progress=True)
         print_summary(run)
-        print(f"\n{len(orch.snapshots(run.id))} snapshots stored in {db_path}")
-        return 0 if run.status is lm.RunStatus.FINISHED else 1
+        print(f"\nlocustfile.py ran as sha256 {run.parameters.locustfile_sha256}")
+        print(f"{len(orch.snapshots(run.id))} snapshots stored in {db_path}")
+    # Closed, the Orchestrator has finished releasing: no Locust process is left.
+    left = local.held()
+    if left:
+        print(f"clusters still held after the run: {left}")
+    return 0 if run.status is lm.RunStatus.FINISHED and not left else 1
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ _LAZY = {
     "ClusterProvider": "loadmanager.provisioning",
     "HeldCluster": "loadmanager.provisioning",
     "KubernetesProvider": "loadmanager.providers.kubernetes",
+    "KubernetesSettings": "loadmanager.providers.k8s_manifests",
     "LocalProvider": "loadmanager.providers.local",
     "ProvisionRequest": "loadmanager.provisioning",
     "ClusterRegistry": "loadmanager.clusters",
@@ -106,6 +107,7 @@ if _typing.TYPE_CHECKING:
     from .locust.local import LocalCluster, LocalClusterError
     from .locust.stats import LocustStats
     from .orchestrator import Orchestrator
+    from .providers.k8s_manifests import KubernetesSettings
     from .providers.kubernetes import KubernetesProvider
     from .providers.local import LocalProvider
     from .provisioning import ClusterProvider, HeldCluster, ProvisionRequest
@@ -151,6 +153,7 @@ __all__ = [
     "IdFactory",
     "InvalidTransitionError",
     "KubernetesProvider",
+    "KubernetesSettings",
     "LoadManagerError",
     "LoadTest",
     "LoadTestFilter",

@@ -404,3 +404,16 @@ def test_locustfile_routes_store_version_scope_and_delete(memory_orch: lm.Orches
         assert http.get("/v1/locustfiles", headers=ALICE).status_code == 422  # no tenantId
         assert http.delete(url, headers=ALICE).status_code == 204
         assert http.get(url, headers=ALICE).status_code == 404
+
+
+def test_the_openapi_document_lists_locustfile_routes_only_when_served(
+    memory_orch: lm.Orchestrator,
+) -> None:
+    on = create_app(memory_orch, authenticate=bearer_tokens(TOKENS), locustfile_routes=True)
+    with client_for(memory_orch) as off_http, httpx.Client(
+        transport=_SyncASGI(on), base_url="http://testserver"
+    ) as on_http:  # fmt: skip
+        off = off_http.get("/openapi.json").json()["paths"]
+        served = on_http.get("/openapi.json").json()["paths"]
+    assert "/v1/locustfiles/{name}" not in off
+    assert set(served["/v1/locustfiles/{name}"]) == {"parameters", "put", "get", "delete"}

@@ -64,6 +64,14 @@ def pids_of(run: lm.LoadTestRun) -> list[int]:
     return [int(p) for p in run.cluster.ref["pids"].split(",")]
 
 
+@pytest.fixture(autouse=True)
+def nothing_left(tmp_path: Path) -> Iterator[None]:
+    """Whatever a failing test leaves in its state folder is released afterwards."""
+    yield
+    for held in lm.LocalProvider(state_dir=tmp_path / "clusters").held():
+        lm.LocalProvider(state_dir=tmp_path / "clusters").release(held.handle)
+
+
 @pytest.fixture(scope="module")
 def target() -> Iterator[TargetServer]:
     with TargetServer(slow_ms=10, fail_ratio=0.0) as server:

@@ -217,6 +217,7 @@ class Api:
         self.orch = orchestrator
         self.authenticate = authenticate
         self.max_body = max_body
+        self.locustfile_routes = locustfile_routes
         t = r"(?P<test>[^/]+)"
         r = r"(?P<run>[^/]+)"
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., ApiResponse]]] = [
@@ -253,7 +254,7 @@ class Api:
             if request.method == "GET" and request.path == "/openapi.json":
                 from ._openapi import openapi_document
 
-                return ApiResponse(200, openapi_document())
+                return ApiResponse(200, openapi_document(self.locustfile_routes))
             allowed = [m for m, pattern, _ in self._routes if pattern.match(request.path)]
             if not allowed:
                 return problem(404, "Not found", f"no route {request.path!r}")

@@ -162,9 +162,67 @@ def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-@functools.lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document (cached; it depends only on the code)."""
+def _locustfile_paths(op: Any, body: Any) -> dict[str, Any]:
+    text, version = {"type": "string"}, {"type": "integer", "minimum": 1}
+    meta: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "name": text, "tenantId": text, "version": version,
+            "sha256": text, "size": {"type": "integer"},
+            "createdAt": {"type": ["string", "null"], "format": "date-time"},
+            "createdBy": {"type": ["string", "null"]},
+        },
+        "required": ["name", "tenantId", "version", "sha256", "size"],
+    }  # fmt: skip
+    full = {**meta, "properties": {**meta["properties"], "content": text}}
+    tenant = _query("tenantId", text, required=True)
+    return {
+        "/v1/locustfiles": {
+            "get": op(
+                "List a tenant's stored locustfiles (latest versions)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"items": {"type": "array", "items": meta}},
+                            "required": ["items"],
+                        }
+                    )
+                },
+                parameters=[tenant],
+            ),
+        },
+        "/v1/locustfiles/{name}": {
+            "parameters": [_path("name"), tenant],
+            "put": op(
+                "Store the next version of a locustfile",
+                {"201": _json(meta, "Stored")},
+                requestBody=body(
+                    {
+                        "type": "object",
+                        "properties": {"content": text},
+                        "required": ["content"],
+                        "additionalProperties": False,
+                    }
+                ),
+            ),
+            "get": op(
+                "Read a stored locustfile (the latest version by default)",
+                {"200": _json(full)},
+                parameters=[_query("version", version)],
+            ),
+            "delete": op("Delete every version", {"204": {"description": "Deleted"}}),
+        },
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def openapi_document(locustfiles: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document (cached; it depends only on the code).
+
+    Args:
+        locustfiles: Include the ``/v1/locustfiles`` routes (when the app serves them).
+    """
     s = _Schemas()
     test, run = s.add(LoadTest), s.add(LoadTestRun)
     create = s.add(LoadTestSpec, name="LoadTestCreate", request=True)
@@ -369,6 +427,8 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
     }
+    if locustfiles:
+        paths.update(_locustfile_paths(op, body))
     return {
         "openapi": "3.1.0",
         "info": {
