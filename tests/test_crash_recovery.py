@@ -21,6 +21,7 @@ import pytest
 
 import loadmanager as lm
 from loadmanager.lifecycle import CACHE_GUARD, STEPS
+from loadmanager.providers.local import process_running
 from loadmanager.testing.seed import seed_load_test_body
 from loadmanager.testing.target import TargetServer
 
@@ -82,15 +83,6 @@ def target() -> Iterator[TargetServer]:
 def cluster(target: TargetServer) -> Iterator[lm.LocalCluster]:
     with lm.LocalCluster(LOCUSTFILE, workers=1, host=target.url) as running:
         yield running
-
-
-def running(pid: int) -> bool:
-    """Whether the process still runs (a zombie waiting for init to reap it does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def master_state(cluster: lm.LocalCluster) -> lm.MasterState:
@@ -184,6 +176,6 @@ def test_a_host_killed_at_each_step_is_settled_by_an_heir(
         assert not master_state(cluster).generating_load, step
         # A cluster made for the run is gone with it: no folder, no process.
         assert made.held() == []
-        assert [p for p in left if running(p)] == [], step
+        assert [p for p in left if process_running(p)] == [], step
         if step == "cluster-made":
             assert len(left) == 2  # the master and its worker outlived the host

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import loadmanager as lm
+from loadmanager.providers.local import process_running
 from loadmanager.testing.seed import seed_load_test_body
 from loadmanager.testing.target import TargetServer
 
@@ -48,15 +49,6 @@ ORDERS = textwrap.dedent(
             self.client.post("/orders", json={"sku": "x"})
     """
 )
-
-
-def running(pid: int) -> bool:
-    """Whether the process still runs (a zombie waiting to be reaped does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def pids_of(run: lm.LoadTestRun) -> list[int]:
@@ -109,7 +101,7 @@ def test_two_tests_run_at_once_on_their_own_clusters_and_leave_nothing(
         assert first.cluster.master_url != second.cluster.master_url
         assert len(provider.held()) == 2
         made = pids_of(first) + pids_of(second)
-        assert all(running(p) for p in made)
+        assert all(process_running(p) for p in made)
         done = [orch.wait(r.id, timeout=60) for r in (first, second)]
 
     assert [r.status for r in done] == [lm.RunStatus.FINISHED, lm.RunStatus.FINISHED]
@@ -124,9 +116,9 @@ def test_two_tests_run_at_once_on_their_own_clusters_and_leave_nothing(
     assert orders_run.parameters.locustfile_version == 1
     assert items_run.parameters.workers == 1
     deadline = time.monotonic() + 10
-    while any(running(p) for p in made) and time.monotonic() < deadline:
+    while any(process_running(p) for p in made) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert [p for p in made if running(p)] == []
+    assert [p for p in made if process_running(p)] == []
     assert provider.held() == []
     assert list((tmp_path / "clusters").iterdir()) == []
 
@@ -216,6 +208,6 @@ def test_a_host_killed_mid_run_is_adopted_by_reconcile_and_leaves_nothing(
     assert ended_long.summary.aggregated.num_requests > 0
     assert provider.held() == []
     deadline = time.monotonic() + 10
-    while any(running(p) for p in left) and time.monotonic() < deadline:
+    while any(process_running(p) for p in left) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert [p for p in left if running(p)] == []
+    assert [p for p in left if process_running(p)] == []

@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
 from ..errors import LoadManagerError
+from .ready import wait_for_workers
 
 __all__ = ["LocalCluster", "LocalClusterError"]
 
@@ -187,31 +186,23 @@ class LocalCluster:
         return self
 
     def _wait_for_workers(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer yet"
-        with httpx.Client(timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                for proc in [self.master, *self.worker_processes]:
-                    if proc is not None and proc.poll() is not None:
-                        # The log of the process that died says why; a worker
-                        # often dies before the master has written a line.
-                        role = "master" if proc is self.master else "worker"
-                        raise LocalClusterError(
-                            f"a locust {role} exited with code {proc.returncode} during start-up",
-                            _tail(self._log_of[proc.pid]) or self.log_tail(),
-                        )
-                try:
-                    count = http.get(f"{self.url}/worker-count").json()["worker_count"]
-                    if count >= self.workers:
-                        return
-                    last = f"{count} of {self.workers} workers connected"
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    last = f"master not answering: {exc}"
-                time.sleep(0.2)
-        raise LocalClusterError(
-            f"Locust did not get ready within {self.startup_timeout:g} s ({last})",
-            self.log_tail(),
-        )
+        def alive() -> None:
+            for proc in [self.master, *self.worker_processes]:
+                if proc is not None and proc.poll() is not None:
+                    # The log of the process that died says why; a worker
+                    # often dies before the master has written a line.
+                    role = "master" if proc is self.master else "worker"
+                    raise LocalClusterError(
+                        f"a locust {role} exited with code {proc.returncode} during start-up",
+                        _tail(self._log_of[proc.pid]) or self.log_tail(),
+                    )
+
+        last = wait_for_workers(self.url, self.workers, self.startup_timeout, alive=alive)
+        if last is not None:
+            raise LocalClusterError(
+                f"Locust did not get ready within {self.startup_timeout:g} s ({last})",
+                self.log_tail(),
+            )
 
     @property
     def pids(self) -> list[int]:

@@ -11,14 +11,12 @@ are label-selector deletes and lists; the master is reached through its Service
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from .._constraints import checked_tenants
 from ..errors import ProvisioningError
+from ..locust.ready import wait_for_workers
 from ..models import ClusterHandle
 from ..provisioning import HeldCluster, ProvisionRequest, workers_for
 from .k8s_manifests import (
@@ -123,22 +121,14 @@ class KubernetesProvider:
         return handle
 
     def _wait_ready(self, handle: ClusterHandle) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer yet"
-        with httpx.Client(timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                try:
-                    count = http.get(f"{handle.master_url}/worker-count").json()["worker_count"]
-                    if count >= handle.workers:
-                        return
-                    last = f"{count} of {handle.workers} workers connected"
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    last = f"master not answering: {exc}"
-                time.sleep(2.0)
-        raise ProvisioningError(
-            f"the Kubernetes cluster was not ready within {self.startup_timeout:g} s ({last})",
-            self.log_tail(handle),
+        last = wait_for_workers(
+            handle.master_url, handle.workers, self.startup_timeout, interval=2.0
         )
+        if last is not None:
+            raise ProvisioningError(
+                f"the Kubernetes cluster was not ready within {self.startup_timeout:g} s ({last})",
+                self.log_tail(handle),
+            )
 
     def release(self, handle: ClusterHandle) -> None:
         """Delete every object labelled with the run (the tenant's namespace stays)."""

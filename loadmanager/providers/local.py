@@ -27,7 +27,7 @@ from ..locust.local import LocalCluster, LocalClusterError
 from ..models import ClusterHandle
 from ..provisioning import HeldCluster, ProvisionRequest, workers_for
 
-__all__ = ["LocalProvider"]
+__all__ = ["LocalProvider", "process_running"]
 
 _STATE = "cluster.json"
 
@@ -195,17 +195,18 @@ def _terminate(pids: list[int], grace: float) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(process_running(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
-        if _alive(pid):
+        if process_running(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting to be reaped does not). Linux only."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "Z"
+    return state not in ("Z", "X")
