@@ -45,11 +45,13 @@ from .locustfiles import Locustfile, LocustfileDirectory, LocustfileSource, Reso
 from .metrics import (
     EndpointStats,
     EndpointSummary,
+    Failure,
     MetricSnapshot,
     Percentiles,
     RunSummary,
     SeriesBucket,
     Stat,
+    WorkerHealth,
 )
 from .models import (
     Audit,
@@ -147,6 +149,7 @@ __all__ = [
     "EndpointComparison",
     "EndpointStats",
     "EndpointSummary",
+    "Failure",
     "FieldError",
     "FigureDelta",
     "HeldCluster",
@@ -207,6 +210,7 @@ __all__ = [
     "ValidationError",
     "Verdict",
     "WaitTimeoutError",
+    "WorkerHealth",
     "__version__",
     "connect",
     "from_json",

@@ -8,14 +8,14 @@ NotFoundError, exactly like missing ones, so their existence is never revealed.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import _constraints as c
 from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
 from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
-from .metrics import EndpointStats, EndpointSummary, MetricSnapshot, SeriesBucket
+from .metrics import EndpointStats, EndpointSummary, Failure, MetricSnapshot, SeriesBucket
 from .models import LoadTest, LoadTestRun
 from .queries import TrendPoint, resolve_baseline, trend_points
 from .repositories import Storage
@@ -135,6 +135,19 @@ class Catalog:
         except NotFoundError:
             return ClusterBusyError(exc.cluster_id, None)
         return exc
+
+    def failures(self, run_id: str, *, tenants: Tenants = None) -> list[Failure]:
+        """The run's failures, most frequent first: Locust's complete table once
+        the run has ended, the latest snapshot's (the top 100) while it runs."""
+        run = self.get_run(run_id, tenants=tenants)
+        if not run.is_active and run.summary is not None:
+            found = list(run.failures)
+        else:
+            recent = timedelta(seconds=3 * run.parameters.poll_interval)
+            since = self.clock.now() - recent if run.is_active else None
+            latest = self.storage.metrics.snapshots(run_id, start=since)
+            found = list(latest[-1].failures) if latest else []
+        return sorted(found, key=lambda f: (-f.occurrences, f.key, f.error))
 
     def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:
         """Active runs that no live replica monitors (their claim is absent or expired).

@@ -16,12 +16,14 @@ from typing import Any
 import attrs
 
 from .comparison import Comparison
-from .metrics import RunSummary, SeriesBucket
+from .metrics import Failure, RunSummary, SeriesBucket
 from .queries import TrendPoint
 
 __all__ = ["rows", "to_csv", "to_dataframe"]
 
-Exportable = Sequence[SeriesBucket] | RunSummary | Sequence[TrendPoint] | Comparison
+Exportable = (
+    Sequence[SeriesBucket] | RunSummary | Sequence[TrendPoint] | Comparison | Sequence[Failure]
+)
 
 
 def _series_rows(buckets: Sequence[SeriesBucket]) -> list[dict[str, Any]]:
@@ -82,7 +84,7 @@ def _comparison_rows(comparison: Comparison) -> list[dict[str, Any]]:
 
 
 def rows(result: Exportable) -> list[dict[str, Any]]:
-    """Flat dicts, one per row, of a series, summary, trend or comparison."""
+    """Flat dicts, one per row, of a series, summary, trend, comparison or failures."""
     if isinstance(result, RunSummary):
         return _summary_rows(result)
     if isinstance(result, Comparison):
@@ -92,6 +94,12 @@ def rows(result: Exportable) -> list[dict[str, Any]]:
         return []
     if isinstance(items[0], SeriesBucket):
         return _series_rows(items)  # type: ignore[arg-type]
+    if isinstance(items[0], Failure):
+        failures: list[Failure] = items  # type: ignore[assignment]
+        return [
+            {"method": f.method, "name": f.name, "error": f.error, "occurrences": f.occurrences}
+            for f in failures
+        ]
     if isinstance(items[0], TrendPoint):
         points: list[TrendPoint] = items  # type: ignore[assignment]
         return [

@@ -32,7 +32,7 @@ from .errors import (
 )
 from .grammar import render
 from .held import HeldSnapshots
-from .locust.stats import LocustStats
+from .locust.stats import LocustErrorRow, LocustStats
 from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
@@ -79,6 +79,8 @@ class LocustMaster(Protocol):
     def stats(self) -> LocustStats: ...
 
     def stats_csv(self) -> tuple[EndpointSummary, ...]: ...
+
+    def failures(self) -> tuple[LocustErrorRow, ...]: ...
 
 
 class Masters(Protocol):
@@ -467,14 +469,18 @@ class RunLifecycle:
         except LocustError as exc:
             why = f"Locust master unreachable for the final figures: {exc}"
             return self._end(run, RunStatus.FAILED, why)
+        try:
+            failures = tuple(e.to_failure() for e in master.failures())
+        except LocustError as exc:  # the figures are in: keep them, say what is missing
+            log.warning("run %s: Locust's failures table could not be read: %s", run.id, exc)
+            failures = ()
         self._checkpoint("final-figures")
         summary = RunSummary(taken_at=self._clock.now(), aggregated=rows[-1], endpoints=rows[:-1])
         p = run.parameters
+        snapshots = self._storage.metrics.snapshots(run.id)
+        saturated = any(w.saturated for s in snapshots for w in s.workers)
         verdict = None
         if p.thresholds:
-            snapshots = self._storage.metrics.snapshots(run.id) if any(
-                t.windowed for t in p.thresholds
-            ) else []  # fmt: skip
             verdict = evaluate(
                 p.thresholds, summary, snapshots, baseline=p.baseline, users=p.target_users
             )
@@ -485,7 +491,9 @@ class RunLifecycle:
             to = RunStatus.FINISHED
         else:
             to, reason = RunStatus.STOPPED, "stopped outside loadmanager"
-        ended = self._end(run.with_summary(summary, verdict), to, reason)
+        ended = self._end(
+            run.with_summary(summary, verdict, failures=failures, saturated=saturated), to, reason
+        )
         self._checkpoint("summary-written")
         return ended
 

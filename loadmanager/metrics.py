@@ -20,12 +20,21 @@ __all__ = [
     "EndpointKey",
     "EndpointStats",
     "EndpointSummary",
+    "Failure",
     "MetricSnapshot",
     "Percentiles",
     "RunSummary",
     "SeriesBucket",
     "Stat",
+    "WorkerHealth",
+    "failures_html",
 ]
+
+SATURATED_CPU = 90.0
+"""A worker's CPU % from which its figures are not trusted (Locust warns at 90 %)."""
+
+MAX_LIVE_FAILURES = 100
+"""Failure rows kept per snapshot: the most frequent ones (all are kept at the end)."""
 
 _OPT_MEASURE = c.optional(c.MEASURE)
 
@@ -70,6 +79,53 @@ class EndpointStats(EndpointKey):
 
 
 @attrs.frozen
+class Failure(EndpointKey):
+    """One distinct failure Locust saw: where, what, and how often.
+
+    Attributes:
+        method: The request's method (empty for a custom event).
+        name: The request's name.
+        error: Locust's message for it (the exception, or the assertion text).
+        occurrences: How many times it happened.
+    """
+
+    method: str = attrs.field(validator=c.rule(c.text(max_len=64, required=False)))
+    name: str = attrs.field(validator=c.rule(c.text(max_len=10_000, required=False)))
+    error: str = attrs.field(validator=c.rule(c.text(max_len=100_000, required=False)))
+    occurrences: int = attrs.field(validator=c.COUNT)
+
+
+def failures_html(failures: tuple[Failure, ...], limit: int = 100) -> str:
+    """A failures table (most frequent first), as Locust's report shows it."""
+    rows = [
+        [_html.num(f.occurrences), f.method, f.name, f.error]
+        for f in sorted(failures, key=lambda f: -f.occurrences)[:limit]
+    ]
+    more = len(failures) - len(rows)
+    tail = f"<small>{more} more not shown</small>" if more > 0 else ""
+    return "<h5>Failures</h5>" + _html.table(["#", "method", "name", "error"], rows) + tail
+
+
+@attrs.frozen
+class WorkerHealth:
+    """One load generator at one moment: a worker's state, users and CPU.
+
+    Past :data:`SATURATED_CPU` percent its figures are suspect: a saturated
+    generator measures its own queueing, not the system under test.
+    """
+
+    id: str
+    state: str
+    user_count: int = attrs.field(validator=c.COUNT)
+    cpu_usage: float = attrs.field(validator=c.MEASURE)
+
+    @property
+    def saturated(self) -> bool:
+        """True at or past :data:`SATURATED_CPU` percent CPU."""
+        return self.cpu_usage >= SATURATED_CPU
+
+
+@attrs.frozen
 class MetricSnapshot:
     """The state of a run's master at one moment, as the Monitor polled it.
 
@@ -88,6 +144,10 @@ class MetricSnapshot:
         total_requests: Requests since the run started.
         total_failures: Failures since the run started.
         endpoints: One row per endpoint (the aggregated row excluded).
+        failures: The most frequent failures so far (at most
+            :data:`MAX_LIVE_FAILURES`, by occurrences); the run keeps them all
+            when it ends.
+        workers: Each worker's state, users and CPU at that moment.
     """
 
     load_test_run_id: str = attrs.field(validator=c.OBJECT_ID)
@@ -103,6 +163,8 @@ class MetricSnapshot:
     current_p95: float | None = attrs.field(default=None, validator=_OPT_MEASURE)
     endpoints: tuple[EndpointStats, ...] = attrs.field(default=(), converter=c.as_tuple)
     slot: int | None = attrs.field(default=None, validator=c.optional(c.COUNT))
+    failures: tuple[Failure, ...] = attrs.field(default=(), converter=c.as_tuple)
+    workers: tuple[WorkerHealth, ...] = attrs.field(default=(), converter=c.as_tuple)
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ import attrs
 from . import _constraints as c
 from . import _html
 from .errors import FieldError, InvalidTransitionError, ValidationError
-from .metrics import RunSummary
+from .metrics import Failure, RunSummary, failures_html
 from .status import RunStatus
 from .verdicts import Verdict
 
@@ -428,6 +428,10 @@ class LoadTestRun:
     ``snapshots_dropped`` counts the snapshots lost while the storage was
     unreachable for longer than the replica's buffer holds (0 normally).
 
+    ``failures`` is Locust's complete failures table, stored when the run ends
+    (live, the latest snapshot has the most frequent ones). ``saturated`` says a
+    load generator passed 90 % CPU during the run.
+
     ``exclusive`` runs (on a static cluster) hold their cluster's lease while
     active; a run on a provisioned cluster has a cluster of its own, recorded
     in ``cluster`` once it is made.
@@ -450,6 +454,8 @@ class LoadTestRun:
     snapshots_dropped: int = attrs.field(default=0, validator=c.COUNT)
     exclusive: bool = True
     cluster: ClusterHandle | None = None
+    failures: tuple[Failure, ...] = attrs.field(default=(), converter=c.as_tuple)
+    saturated: bool = False
 
     @classmethod
     def new(
@@ -524,6 +530,7 @@ class LoadTestRun:
             ("started", "-" if self.started_at is None else f"{self.started_at:%Y-%m-%d %H:%M:%S}"),
             ("ended", "-" if self.ended_at is None else f"{self.ended_at:%Y-%m-%d %H:%M:%S}"),
             ("verdict", "none" if self.verdict is None else self.verdict.outcome.value),
+            ("load generators", "saturated (over 90 % CPU)" if self.saturated else "ok"),
         ]
 
     def _repr_html_(self) -> str:
@@ -533,6 +540,8 @@ class LoadTestRun:
             parts.append(self.summary._repr_html_())
         if self.verdict is not None:
             parts.append(self.verdict._repr_html_())
+        if self.failures:
+            parts.append(failures_html(self.failures))
         return "".join(parts)
 
     def with_cluster(self, cluster: ClusterHandle, *, at: datetime, actor: str) -> LoadTestRun:
@@ -543,6 +552,17 @@ class LoadTestRun:
         """This run having lost ``count`` more snapshots (a storage outage past the buffer)."""
         return attrs.evolve(self, snapshots_dropped=self.snapshots_dropped + count)
 
-    def with_summary(self, summary: RunSummary, verdict: Verdict | None = None) -> LoadTestRun:
-        """This run carrying Locust's final figures and the verdict on them."""
-        return attrs.evolve(self, summary=summary, verdict=verdict)
+    def with_summary(
+        self,
+        summary: RunSummary,
+        verdict: Verdict | None = None,
+        *,
+        failures: tuple[Failure, ...] = (),
+        saturated: bool = False,
+    ) -> LoadTestRun:
+        """This run carrying Locust's final figures, failures, and the verdict on them."""
+        if verdict is not None and saturated:
+            verdict = attrs.evolve(verdict, saturated=True)
+        return attrs.evolve(
+            self, summary=summary, verdict=verdict, failures=failures, saturated=saturated
+        )

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from . import _html
 from .errors import NotFoundError
-from .metrics import SeriesBucket
+from .metrics import SeriesBucket, failures_html
 from .models import LoadTest, LoadTestRun
 
 __all__ = ["ReportSource", "render_report", "write_report", "write_run_report"]
@@ -80,6 +80,12 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
         else f'<p class="{verdict.outcome.value}"><b>Verdict: {verdict.outcome.value}</b></p>'
         + verdict.results_html()
     )
+    if run.saturated:
+        verdict_html += (
+            '<p class="failed"><b>Load generator saturated</b>: a worker passed 90 % CPU '
+            "during the run, so its figures may include the generator's own queueing.</p>"
+        )
+    failures_table = failures_html(run.failures) if run.failures else "<p>No failures recorded.</p>"
     summary_html = (
         run.summary._repr_html_()
         if run.summary is not None
@@ -109,6 +115,8 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
             verdict_html,
             "<h2>Summary (Locust's final figures)</h2>",
             summary_html,
+            "<h2>Failures</h2>",
+            failures_table,
             "<h2>Over time</h2>",
             charts,
         ]

@@ -66,6 +66,9 @@ class Verdict:
 
     outcome: Outcome
     results: tuple[CriterionResult, ...] = attrs.field(converter=_results)
+    saturated: bool = False
+    """A load generator passed 90 % CPU during the run: the verdict still
+    counts, but its figures may include the generator's own queueing."""
 
     @classmethod
     def of(cls, results: Iterable[CriterionResult]) -> Verdict:
@@ -86,7 +89,8 @@ class Verdict:
         return self.outcome is Outcome.PASSED
 
     def _repr_html_(self) -> str:
-        return f"<b>verdict: {_html.esc(self.outcome.value)}</b>" + self.results_html()
+        flag = " <b>(load generator saturated)</b>" if self.saturated else ""
+        return f"<b>verdict: {_html.esc(self.outcome.value)}</b>{flag}" + self.results_html()
 
     def results_html(self) -> str:
         """The criteria, their observed figures and outcomes, as an HTML table."""

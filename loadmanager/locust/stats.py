@@ -10,7 +10,14 @@ from datetime import datetime
 
 import attrs
 
-from ..metrics import EndpointKey, EndpointStats, MetricSnapshot
+from ..metrics import (
+    MAX_LIVE_FAILURES,
+    EndpointKey,
+    EndpointStats,
+    Failure,
+    MetricSnapshot,
+    WorkerHealth,
+)
 from ..status import MasterState
 
 __all__ = [
@@ -71,6 +78,10 @@ class LocustErrorRow:
     error: str
     occurrences: int
 
+    def to_failure(self) -> Failure:
+        """This row as the domain's failure row."""
+        return Failure(self.method, self.name, self.error, max(0, self.occurrences))
+
 
 @attrs.frozen
 class LocustExceptionRow:
@@ -91,6 +102,10 @@ class WorkerInfo:
     user_count: int
     cpu_usage: float
     memory_usage: float
+
+    def to_health(self) -> WorkerHealth:
+        """This worker as the domain's health row."""
+        return WorkerHealth(self.id, self.state, max(0, self.user_count), max(0.0, self.cpu_usage))
 
 
 @attrs.frozen
@@ -141,6 +156,11 @@ class LocustStats:
             current_p50=self.current_p50,
             current_p95=self.current_p95,
             endpoints=tuple(r.to_endpoint_stats() for r in self.endpoints),
+            failures=tuple(
+                e.to_failure()
+                for e in sorted(self.errors, key=lambda e: -e.occurrences)[:MAX_LIVE_FAILURES]
+            ),
+            workers=tuple(w.to_health() for w in self.workers),
         )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import LocustError, LocustRejectedError
 from ..locust import _wire
-from ..locust.stats import LocustStats, SwarmResult
+from ..locust.stats import LocustErrorRow, LocustStats, SwarmResult
 from ..metrics import EndpointSummary
 
 __all__ = ["FakeLocustMaster"]
@@ -100,6 +100,12 @@ class FakeLocustMaster:
         """The captured final CSV."""
         self._call("stats_csv")
         return _wire.parse_requests_csv(self._csv_body, f"{_URL}/stats/requests/csv")
+
+    def failures(self) -> tuple[LocustErrorRow, ...]:
+        """The failures of the captured answer (with ``figures["errors"]`` if set)."""
+        self._call("failures")
+        doc = {**self._stats_body, **self.figures}
+        return _wire.parse_stats(json.dumps(doc), f"{_URL}/stats/requests").errors
 
     def __repr__(self) -> str:
         return f"FakeLocustMaster(state={self.state!r})"
