@@ -15,7 +15,15 @@ from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
 from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
-from .metrics import EndpointStats, EndpointSummary, Failure, MetricSnapshot, SeriesBucket
+from .histograms import as_percentiles, merge
+from .metrics import (
+    EndpointStats,
+    EndpointSummary,
+    Failure,
+    MetricSnapshot,
+    Percentiles,
+    SeriesBucket,
+)
 from .models import LoadTest, LoadTestRun
 from .queries import TrendPoint, resolve_baseline, trend_points
 from .repositories import Storage
@@ -148,6 +156,45 @@ class Catalog:
             latest = self.storage.metrics.snapshots(run_id, start=since)
             found = list(latest[-1].failures) if latest else []
         return sorted(found, key=lambda f: (-f.occurrences, f.key, f.error))
+
+    def percentiles(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenants: Tenants = None,
+    ) -> Percentiles | None:
+        """Exact percentiles of the requests between ``start`` and ``end`` (all by default).
+
+        Summed from the histogram changes the snapshots store with
+        loadmanager's Locust plugin, so any window and any endpoint
+        (``"GET /items"``; the aggregated by default) is exact to Locust's
+        rounding, and the whole run equals Locust's final CSV. ``None`` when the
+        run has no histograms (its master ran without the plugin) or no
+        request fell in the window.
+        """
+        self.get_run(run_id, tenants=tenants)
+        snapshots = self.storage.metrics.snapshots(run_id, start=start, end=end)
+        return as_percentiles(merge(s.histogram(endpoint or "Aggregated") or {} for s in snapshots))
+
+    def merged_percentiles(
+        self, run_ids: Iterable[str], *, endpoint: str | None = None, tenants: Tenants = None
+    ) -> Percentiles | None:
+        """Exact percentiles of several runs' requests together (merged histograms).
+
+        Never an average of percentiles. ``None`` when none of the runs has
+        histograms.
+        """
+        histograms = []
+        for run_id in run_ids:
+            self.get_run(run_id, tenants=tenants)
+            histograms += [
+                s.histogram(endpoint or "Aggregated") or {}
+                for s in self.storage.metrics.snapshots(run_id)
+            ]
+        return as_percentiles(merge(histograms))
 
     def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:
         """Active runs that no live replica monitors (their claim is absent or expired).

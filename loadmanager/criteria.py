@@ -5,6 +5,13 @@ averages of snapshot percentiles. Windowed criteria use each snapshot's live
 figures (current rps, failures/s and current percentiles; per endpoint, the
 endpoint's own row). Both are computed from stored data alone, so any replica can
 judge a run it took over, and the same data always gives the same verdict.
+
+Percentile criteria (``p50``, ``median``, ``p95``) are exact when the snapshots
+carry histogram changes (loadmanager's Locust plugin): a ``for`` window judges
+each moment's percentile over Locust's own live window (:data:`LIVE_WINDOW`),
+per endpoint as for the aggregate, and an ``over`` window judges the percentile
+of every request in the window. Without the plugin, per-endpoint percentiles are
+Locust's cumulative (whole-run) ones, and ``over`` averages the live figures.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from .grammar import render
+from .histograms import merge, percentile
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
 from .models import Baseline, BaselineFigure, Threshold
 from .verdicts import CriterionResult, Outcome, Verdict
@@ -96,6 +104,34 @@ def _ratio(failures: float, requests: float) -> float | None:
     return failures / requests if requests > 0 else None
 
 
+LIVE_WINDOW = timedelta(seconds=10)
+"""The window of Locust's own current percentiles, used for exact live figures."""
+
+_FRACTIONS = {"p50": 0.5, "median": 0.5, "p95": 0.95}
+
+
+def _exact(
+    snapshots: Sequence[MetricSnapshot], i: int, t: Threshold, span: timedelta
+) -> float | bool | None:
+    """The percentile of the requests in ``span`` up to snapshot ``i``, from histograms.
+
+    ``False`` when the snapshots carry no histograms (fall back to live figures).
+    """
+    fraction = _FRACTIONS.get(t.metric)
+    if fraction is None or not snapshots[i].histograms:
+        return False
+    key = t.scope or "Aggregated"
+    end = snapshots[i].timestamp
+    inside = []
+    for s in reversed(snapshots[: i + 1]):  # in time order: stop at the window's start
+        if end - s.timestamp >= span:
+            break
+        inside.append(s.histogram(key) or {})
+    merged = merge(inside)
+    value = percentile(merged, fraction)
+    return None if value is None else float(value)
+
+
 def live_figure(snapshot: MetricSnapshot, t: Threshold) -> float | None:
     """The live figure a windowed criterion looks at in one snapshot."""
     if t.metric == "users":
@@ -139,8 +175,9 @@ def _judge_window(
     last: float | None = None
     if t.window_mode == "for":
         streak_start: datetime | None = None
-        for snap in snapshots:
-            figure = live_figure(snap, t)
+        for i, snap in enumerate(snapshots):
+            exact = _exact(snapshots, i, t, LIVE_WINDOW)
+            figure = live_figure(snap, t) if exact is False else exact
             if figure is None:
                 continue  # no traffic to judge: neither breaks nor continues a streak
             last = figure
@@ -158,6 +195,14 @@ def _judge_window(
         if snap.timestamp - first < window:
             continue
         filled = True
+        exact = _exact(snapshots, i, t, window)
+        if exact is not False:
+            if exact is None:
+                continue
+            last = exact
+            if not holds(exact, limit):
+                return Breach(t, exact, snap.timestamp), exact, True
+            continue
         recent = [
             f
             for s in snapshots[: i + 1]

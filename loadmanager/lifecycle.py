@@ -19,8 +19,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import attrs
+
 from .clock import Clock
 from .criteria import evaluate, first_abort
+from .deltas import HistogramDeltas
 from .errors import (
     InvalidTransitionError,
     LocustError,
@@ -32,7 +35,7 @@ from .errors import (
 )
 from .grammar import render
 from .held import HeldSnapshots
-from .locust.stats import LocustErrorRow, LocustStats
+from .locust.stats import LocustErrorRow, LocustStats, MasterFigures
 from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, MetricSnapshot, RunSummary
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
@@ -81,6 +84,10 @@ class LocustMaster(Protocol):
     def stats_csv(self) -> tuple[EndpointSummary, ...]: ...
 
     def failures(self) -> tuple[LocustErrorRow, ...]: ...
+
+    def figures(self) -> MasterFigures | None:
+        """The plugin's histograms; ``None`` when the master has no plugin."""
+        ...
 
 
 class Masters(Protocol):
@@ -152,6 +159,7 @@ class RunLifecycle:
         self._lock = threading.Lock()
         self._launching: set[str] = set()
         self._idle_since: dict[str, datetime] = {}  # pending runs seen idle, and since when
+        self.deltas = HistogramDeltas(lambda run_id: storage.metrics.snapshots(run_id))
         self.held = HeldSnapshots(
             storage.metrics.add_many,
             lambda run_id, since: storage.metrics.snapshots(run_id, start=since),
@@ -354,7 +362,7 @@ class RunLifecycle:
             # over since: its polls cover this moment, so this answer goes.
             log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
             return run
-        snapshot = stats.to_snapshot(run.id, now, slot)
+        snapshot = self._with_histograms(stats.to_snapshot(run.id, now, slot), master)
         try:
             stored = self.held.store(snapshot)
         except NotFoundError:  # the run vanished (its test was deleted) between reads
@@ -379,6 +387,20 @@ class RunLifecycle:
         if run.status is RunStatus.STOPPING and now - run.audit.updated_at >= CACHE_GUARD:
             return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
         return run
+
+    def _with_histograms(self, snapshot: MetricSnapshot, master: LocustMaster) -> MetricSnapshot:
+        """The snapshot with the plugin's histogram changes, when the master has the plugin."""
+        try:
+            figures = master.figures()
+        except LocustError as exc:  # the live figures are in: keep them without histograms
+            log.warning("run %s: the plugin's histograms could not be read: %s",
+                        snapshot.load_test_run_id, exc)  # fmt: skip
+            self.deltas.forget(snapshot.load_test_run_id)
+            return snapshot
+        if figures is None:
+            return snapshot
+        changes = self.deltas.changes(snapshot.load_test_run_id, snapshot.slot, figures)
+        return attrs.evolve(snapshot, histograms=changes)
 
     def _still_ours(self, run_id: str) -> bool:
         try:
@@ -469,6 +491,7 @@ class RunLifecycle:
         except LocustError as exc:
             why = f"Locust master unreachable for the final figures: {exc}"
             return self._end(run, RunStatus.FAILED, why)
+        self._last_snapshot(run, master)
         try:
             failures = tuple(e.to_failure() for e in master.failures())
         except LocustError as exc:  # the figures are in: keep them, say what is missing
@@ -496,6 +519,20 @@ class RunLifecycle:
         )
         self._checkpoint("summary-written")
         return ended
+
+    def _last_snapshot(self, run: LoadTestRun, master: LocustMaster) -> None:
+        """One more snapshot once the workers' last reports are in, so the stored
+        histogram changes add up to the final figures. An heir that finishes the
+        run again finds nothing more to add (its change is empty)."""
+        try:
+            stats = master.stats()
+        except LocustError:
+            return  # the summary is still Locust's own; only the last seconds lack a change
+        now = self._clock.now()
+        snapshot = self._with_histograms(
+            stats.to_snapshot(run.id, now, self.slot(run, now)), master
+        )
+        self.held.store(snapshot)
 
     def fail(self, run: LoadTestRun, reason: str) -> LoadTestRun:
         """Record the run ``failed`` with ``reason`` (if nobody changed it meanwhile)."""
@@ -528,6 +565,7 @@ class RunLifecycle:
     def forget(self, run_id: str) -> None:
         """Drop what is kept in memory for a run this replica no longer polls."""
         self.held.forget(run_id)
+        self.deltas.forget(run_id)
         with self._lock:
             self._idle_since.pop(run_id, None)
 

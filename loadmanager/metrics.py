@@ -9,6 +9,7 @@ an average of percentiles is not a percentile.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -21,6 +22,7 @@ __all__ = [
     "EndpointStats",
     "EndpointSummary",
     "Failure",
+    "HistogramDelta",
     "MetricSnapshot",
     "Percentiles",
     "RunSummary",
@@ -106,6 +108,32 @@ def failures_html(failures: tuple[Failure, ...], limit: int = 100) -> str:
     return "<h5>Failures</h5>" + _html.table(["#", "method", "name", "error"], rows) + tail
 
 
+def _pairs(value: Any) -> tuple[tuple[int, int], ...]:
+    items = value.items() if isinstance(value, dict) else value
+    return tuple(sorted((int(k), int(v)) for k, v in items))
+
+
+@attrs.frozen
+class HistogramDelta:
+    """How one endpoint's response-time histogram grew since the previous snapshot.
+
+    From loadmanager's Locust plugin. Buckets are Locust's rounded
+    milliseconds; only those that changed are kept. Summing the deltas of any
+    stretch of snapshots gives that stretch's exact histogram.
+
+    Attributes:
+        key: ``"METHOD name"``, or ``"Aggregated"`` for every request.
+        buckets: ``(bucket_ms, requests)`` pairs, by bucket.
+    """
+
+    key: str
+    buckets: tuple[tuple[int, int], ...] = attrs.field(converter=_pairs)
+
+    def as_dict(self) -> dict[int, int]:
+        """The buckets as ``{bucket_ms: requests}``."""
+        return dict(self.buckets)
+
+
 @attrs.frozen
 class WorkerHealth:
     """One load generator at one moment: a worker's state, users and CPU.
@@ -148,6 +176,9 @@ class MetricSnapshot:
             :data:`MAX_LIVE_FAILURES`, by occurrences); the run keeps them all
             when it ends.
         workers: Each worker's state, users and CPU at that moment.
+        histograms: With loadmanager's Locust plugin, each endpoint's (and the
+            aggregated) histogram change since the previous snapshot; empty
+            without it.
     """
 
     load_test_run_id: str = attrs.field(validator=c.OBJECT_ID)
@@ -165,6 +196,13 @@ class MetricSnapshot:
     slot: int | None = attrs.field(default=None, validator=c.optional(c.COUNT))
     failures: tuple[Failure, ...] = attrs.field(default=(), converter=c.as_tuple)
     workers: tuple[WorkerHealth, ...] = attrs.field(default=(), converter=c.as_tuple)
+    histograms: tuple[HistogramDelta, ...] = attrs.field(default=(), converter=c.as_tuple)
+
+    def histogram(self, key: str) -> dict[int, int] | None:
+        """This snapshot's histogram change for ``key``; ``None`` without the plugin."""
+        if not self.histograms:
+            return None
+        return next((h.as_dict() for h in self.histograms if h.key == key), {})
 
 
 @attrs.frozen

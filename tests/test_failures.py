@@ -42,7 +42,7 @@ def finished_run(orch: lm.Orchestrator, master: FakeLocustMaster, **figures: Any
     body = {**seed_load_test_body(), "defaultRunTime": "4s",
             "thresholds": [{"metric": "p95", "op": "<", "value": 100000}]}  # fmt: skip
     run = orch.start_run(orch.create_load_test(body, actor=ACTOR).id, actor=ACTOR)
-    master.figures.update(figures)
+    master.overrides.update(figures)
     for _ in range(3):
         orch.clock.advance(2.0)  # type: ignore[attr-defined]
         orch.refresh(run.id)
@@ -56,7 +56,7 @@ def test_live_failures_are_the_top_100_and_the_end_keeps_them_all(
 ) -> None:
     body = {**seed_load_test_body()}
     run = orch.start_run(orch.create_load_test(body, actor=ACTOR).id, actor=ACTOR)
-    master.figures["errors"] = ERRORS
+    master.overrides["errors"] = ERRORS
     orch.clock.advance(2.5)  # type: ignore[attr-defined]
     orch.refresh(run.id)
     live = orch.failures(run.id)

@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import loadmanager as lm
+from loadmanager.locust.local import PLUGIN
 from loadmanager.providers.k8s_manifests import (
     LABEL_PREFIX,
     LOCUST_VERSION,
@@ -106,7 +107,9 @@ def test_labels_tie_every_object_to_its_run_test_and_tenant() -> None:
         )
         assert obj["metadata"]["namespace"] == "loadmanager"
     configmap, pod, service, deployment = objects
-    assert configmap["data"] == {"locustfile.py": CODE}
+    assert configmap["data"]["locustfile.py"] == CODE
+    assert configmap["data"]["loadmanager_plugin.py"] == PLUGIN.read_text()
+    assert pod["spec"]["containers"][0]["args"][1].endswith("/loadmanager_plugin.py")
     assert pod["metadata"]["name"] == service["metadata"]["name"] == master_service(req.run_id)
     assert set(service["spec"]["selector"].items()) <= set(pod["metadata"]["labels"].items())
     assert deployment["spec"]["replicas"] == 4

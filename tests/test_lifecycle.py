@@ -337,7 +337,7 @@ def test_the_abort_check_reads_nothing_per_poll_beyond_the_snapshot(
             clock.advance(INTERVAL)
             orch.refresh(run.id)
         assert counting.reads == ["snapshots"]  # once, when it first judged the run
-        masters["http://m1"].figures = {"current_fail_per_sec": 500.0}
+        masters["http://m1"].overrides = {"current_fail_per_sec": 500.0}
         for _ in range(7):
             clock.advance(INTERVAL)
             run = orch.refresh(run.id)

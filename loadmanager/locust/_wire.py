@@ -20,10 +20,12 @@ from ..errors import LocustRejectedError, LocustResponseError
 from ..metrics import EndpointSummary, Percentiles
 from ..status import MasterState
 from .stats import (
+    EndpointHistogram,
     LocustErrorRow,
     LocustExceptionRow,
     LocustRow,
     LocustStats,
+    MasterFigures,
     SwarmResult,
     WorkerInfo,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "CSV_PERCENTILES",
     "parse_exceptions",
     "parse_failures_csv",
+    "parse_figures",
     "parse_json",
     "parse_requests_csv",
     "parse_stats",
@@ -176,6 +179,57 @@ def _error(raw: Any) -> LocustErrorRow:
         name=str(doc.get("name") or ""),
         error=str(doc.get("error") or ""),
         occurrences=_int(doc, "occurrences", 0),
+    )
+
+
+def _histogram_row(raw: Any) -> EndpointHistogram:
+    doc = _object(raw)
+    buckets = doc.get("histogram", {})
+    if not isinstance(buckets, dict):
+        raise _Bad("'histogram' should be an object")
+    histogram: dict[int, int] = {}
+    for bucket, count in buckets.items():
+        if not str(bucket).isdigit() or not isinstance(count, int) or count < 0:
+            raise _Bad(f"bad histogram bucket {bucket!r}: {count!r}")
+        histogram[int(bucket)] = count
+    return EndpointHistogram(
+        method=str(doc.get("method") or ""),
+        name=_str(doc, "name"),
+        num_requests=_int(doc, "numRequests"),
+        num_failures=_int(doc, "numFailures"),
+        histogram=histogram,
+    )
+
+
+def parse_figures(body: str, url: str) -> MasterFigures:
+    """The plugin's ``/loadmanager/v1/figures`` answer."""
+    doc = _object(parse_json(body, url))
+    try:
+        if doc.get("format") != 1:
+            raise _Bad(f"unknown plugin format {doc.get('format')!r}")
+        files = doc.get("locustfiles", {})
+        if not isinstance(files, dict):
+            raise _Bad("'locustfiles' should be an object")
+        return MasterFigures(
+            state=_str(doc, "state", ""),
+            endpoints=tuple(_histogram_row(e) for e in _list(doc, "entries")),
+            aggregated=_histogram_row(doc.get("total")),
+            errors=tuple(_error(e) for e in _list(doc, "errors")),
+            workers=tuple(_figures_worker(w) for w in _list(doc, "workers")),
+            locustfiles={str(k): str(v) for k, v in files.items()},
+        )
+    except (_Bad, ValueError, TypeError) as exc:
+        raise LocustResponseError(f"unexpected plugin answer: {exc}", body, url=url) from None
+
+
+def _figures_worker(raw: Any) -> WorkerInfo:
+    doc = _object(raw)
+    return WorkerInfo(
+        id=str(doc.get("id", "")),
+        state=_str(doc, "state", ""),
+        user_count=_int(doc, "userCount", 0),
+        cpu_usage=_num(doc, "cpuUsage", 0.0),
+        memory_usage=0.0,
     )
 
 

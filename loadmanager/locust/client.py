@@ -27,7 +27,10 @@ from ..errors import (
 )
 from ..metrics import EndpointSummary
 from . import _wire
-from .stats import LocustErrorRow, LocustExceptionRow, LocustStats, SwarmResult
+from .stats import LocustErrorRow, LocustExceptionRow, LocustStats, MasterFigures, SwarmResult
+
+PLUGIN_ROUTE = "/loadmanager/v1/figures"
+"""The route loadmanager's Locust plugin adds to the master's web UI."""
 
 __all__ = ["LocustClient", "default_retrying"]
 
@@ -95,6 +98,7 @@ class LocustClient:
             timeout=httpx.Timeout(timeout),
         )
         self._closed = False
+        self._has_plugin: bool | None = None  # unknown until first asked
 
     # -- plumbing ------------------------------------------------------------
 
@@ -206,6 +210,26 @@ class LocustClient:
         """Distinct failures and how often each occurred."""
         url = f"{self.base_url}/stats/failures/csv"
         return _wire.parse_failures_csv(self._get("stats/failures/csv"), url)
+
+    def figures(self) -> MasterFigures | None:
+        """Exact per-endpoint histograms from loadmanager's Locust plugin.
+
+        ``None`` when the master was started without the plugin (it answers
+        404 for the route); the answer is then remembered, so a master without
+        it costs one request, not one per poll.
+        """
+        if self._has_plugin is False:
+            return None
+        url = f"{self.base_url}{PLUGIN_ROUTE}"
+        try:
+            body = self._get(PLUGIN_ROUTE.lstrip("/"))
+        except LocustHTTPError as exc:
+            if exc.status_code != 404:
+                raise
+            self._has_plugin = False
+            return None
+        self._has_plugin = True
+        return _wire.parse_figures(body, url)
 
     def exceptions(self) -> tuple[LocustExceptionRow, ...]:
         """Exceptions raised in user code on the workers."""

@@ -22,7 +22,10 @@ from typing import IO, Any
 from ..errors import LoadManagerError
 from .ready import wait_for_workers
 
-__all__ = ["LocalCluster", "LocalClusterError"]
+__all__ = ["PLUGIN", "LocalCluster", "LocalClusterError"]
+
+PLUGIN = Path(__file__).with_name("loadmanager_plugin.py")
+"""loadmanager's Locust plugin: one standalone file, loaded with Locust's ``-f a.py,plugin.py``."""
 
 
 class LocalClusterError(LoadManagerError):
@@ -64,6 +67,8 @@ class LocalCluster:
         command: How to start locust; ``python -m locust`` of this interpreter
             by default.
         env: Extra environment variables for the processes.
+        plugin: Load loadmanager's Locust plugin next to the locustfile, so the
+            master serves exact histograms (see docs/metrics.md).
         log_dir: Where the processes' output goes (``master.log``,
             ``worker-N.log``); a fresh temporary folder, removed by
             :meth:`cleanup`, by default.
@@ -87,6 +92,7 @@ class LocalCluster:
         command: Sequence[str] | None = None,
         env: dict[str, str] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
+        plugin: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("a LocalCluster needs at least one worker")
@@ -104,6 +110,7 @@ class LocalCluster:
         self.master_port = 0
         self.master: subprocess.Popen[bytes] | None = None
         self.worker_processes: list[subprocess.Popen[bytes]] = []
+        self.plugin = plugin
         self._given_log_dir = None if log_dir is None else str(log_dir)
         self._logdir: str | None = None
         self._logs: list[IO[bytes]] = []
@@ -130,6 +137,9 @@ class LocalCluster:
         except RuntimeError:
             return ""
 
+    def _files(self) -> str:
+        return f"{self.locustfile},{PLUGIN}" if self.plugin else str(self.locustfile)
+
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         assert self._logdir is not None
         path = Path(self._logdir) / log_name
@@ -137,7 +147,7 @@ class LocalCluster:
         self._logs.append(log)
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-            [*self.command, "-f", str(self.locustfile), *args, *self.extra_args],
+            [*self.command, "-f", self._files(), *args, *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -21,10 +21,12 @@ from ..metrics import (
 from ..status import MasterState
 
 __all__ = [
+    "EndpointHistogram",
     "LocustErrorRow",
     "LocustExceptionRow",
     "LocustRow",
     "LocustStats",
+    "MasterFigures",
     "SwarmResult",
     "WorkerInfo",
 ]
@@ -172,3 +174,42 @@ class SwarmResult:
     host: str | None
     run_time_seconds: int | None
     user_classes: tuple[str, ...]
+
+
+@attrs.frozen
+class EndpointHistogram(EndpointKey):
+    """One endpoint's (or the aggregated) cumulative response-time histogram.
+
+    Attributes:
+        histogram: ``{bucket_ms: requests}`` in Locust's rounded buckets.
+    """
+
+    method: str
+    name: str
+    num_requests: int
+    num_failures: int
+    histogram: dict[int, int]
+
+
+@attrs.frozen
+class MasterFigures:
+    """What loadmanager's Locust plugin answers (``/loadmanager/v1/figures``).
+
+    Attributes:
+        endpoints: One histogram per endpoint.
+        aggregated: The aggregated histogram.
+        locustfiles: The SHA-256 of each locustfile the master loaded, by file name.
+    """
+
+    state: str
+    endpoints: tuple[EndpointHistogram, ...]
+    aggregated: EndpointHistogram
+    errors: tuple[LocustErrorRow, ...]
+    workers: tuple[WorkerInfo, ...]
+    locustfiles: dict[str, str]
+
+    def histogram(self, key: str) -> EndpointHistogram | None:
+        """The histogram of ``"METHOD name"`` (or of the aggregated row's name)."""
+        if key == self.aggregated.key:
+            return self.aggregated
+        return next((e for e in self.endpoints if e.key == key), None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ..locust.local import PLUGIN
 from ..provisioning import ProvisionRequest
 
 __all__ = [
@@ -165,7 +166,8 @@ def manifests(request: ProvisionRequest, settings: KubernetesSettings) -> list[d
     """Every object of the run's cluster, in creation order. Pure: no I/O.
 
     The locustfile goes in a ConfigMap as ``locustfile.py`` (the content that
-    resolved at the start); its SHA-256 is an annotation on every object.
+    resolved at the start), with loadmanager's Locust plugin beside it; its
+    SHA-256 is an annotation on every object.
     """
     ns = namespace_for(request.tenant_id, settings)
     base = dns_name(f"lm-{request.run_id}", limit=50)
@@ -178,7 +180,8 @@ def manifests(request: ProvisionRequest, settings: KubernetesSettings) -> list[d
         f"{LABEL_PREFIX}/run-id": request.run_id,
         f"{LABEL_PREFIX}/locustfile-sha256": request.locustfile.sha256,
     }
-    locustfile = f"{_MOUNT}/locustfile.py"
+    # loadmanager's plugin rides along, so the master serves exact histograms.
+    locustfile = f"{_MOUNT}/locustfile.py,{_MOUNT}/{PLUGIN.name}"
 
     def meta(name: str, component: str) -> dict[str, Any]:
         return {
@@ -219,7 +222,10 @@ def manifests(request: ProvisionRequest, settings: KubernetesSettings) -> list[d
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": meta(configmap, "locustfile"),
-            "data": {"locustfile.py": request.locustfile.content},
+            "data": {
+                "locustfile.py": request.locustfile.content,
+                PLUGIN.name: PLUGIN.read_text(encoding="utf-8"),
+            },
         },
         {
             "apiVersion": "v1",

@@ -4,7 +4,7 @@ It satisfies :class:`~loadmanager.lifecycle.LocustMaster`, so a run's whole life
 can be driven on a :class:`~loadmanager.testing.ManualClock` without a network or
 a sleep. Its answers are a real 2-worker run's ``/stats/requests`` JSON and
 ``/stats/requests/csv`` (``data/``), parsed by the same code that parses a live
-master's, with the state and any figures a test sets laid over them.
+master's, with the state and any fields a test sets laid over them.
 
 It is for unit tests of the lifecycle and for fault injection (a refused swarm,
 an unreachable master, a stall); tests of the happy path drive a real master.
@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import LocustError, LocustRejectedError
 from ..locust import _wire
-from ..locust.stats import LocustErrorRow, LocustStats, SwarmResult
+from ..locust.stats import LocustErrorRow, LocustStats, MasterFigures, SwarmResult
 from ..metrics import EndpointSummary
 
 __all__ = ["FakeLocustMaster"]
@@ -35,8 +35,10 @@ class FakeLocustMaster:
     Attributes:
         state: Locust's runner state string as the wire carries it; ``swarm``
             makes it ``running`` and ``stop`` makes it ``stopped``.
-        figures: Top-level ``/stats/requests`` fields laid over the captured
+        overrides: Top-level ``/stats/requests`` fields laid over the captured
             answer (``{"current_fail_per_sec": 40.0}``).
+        plugin_figures: What loadmanager's plugin would answer; ``None`` (the
+            default) is a master without the plugin.
         calls: The calls received, by name, in order.
         refuse_swarm: When set, ``swarm`` answers ``success: false`` with it.
         error: When set, every call raises it (an unreachable master).
@@ -45,7 +47,8 @@ class FakeLocustMaster:
 
     def __init__(self, state: str = "ready") -> None:
         self.state = state
-        self.figures: dict[str, Any] = {}
+        self.overrides: dict[str, Any] = {}
+        self.plugin_figures: dict[str, Any] | None = None
         self.calls: list[str] = []
         self.refuse_swarm: str | None = None
         self.error: LocustError | None = None
@@ -93,7 +96,7 @@ class FakeLocustMaster:
         if self.on_stats is not None:
             self.on_stats()
         self._call("stats")
-        doc = {**self._stats_body, **self.figures, "state": self.state}
+        doc = {**self._stats_body, **self.overrides, "state": self.state}
         return _wire.parse_stats(json.dumps(doc), f"{_URL}/stats/requests")
 
     def stats_csv(self) -> tuple[EndpointSummary, ...]:
@@ -102,10 +105,19 @@ class FakeLocustMaster:
         return _wire.parse_requests_csv(self._csv_body, f"{_URL}/stats/requests/csv")
 
     def failures(self) -> tuple[LocustErrorRow, ...]:
-        """The failures of the captured answer (with ``figures["errors"]`` if set)."""
+        """The failures of the captured answer (with ``overrides["errors"]`` if set)."""
         self._call("failures")
-        doc = {**self._stats_body, **self.figures}
+        doc = {**self._stats_body, **self.overrides}
         return _wire.parse_stats(json.dumps(doc), f"{_URL}/stats/requests").errors
+
+    def figures(self) -> MasterFigures | None:
+        """``None``, as a master without loadmanager's plugin; or ``plugin_figures``."""
+        self._call("figures")
+        if self.plugin_figures is None:
+            return None
+        return _wire.parse_figures(
+            json.dumps(self.plugin_figures), f"{_URL}/loadmanager/v1/figures"
+        )
 
     def __repr__(self) -> str:
         return f"FakeLocustMaster(state={self.state!r})"

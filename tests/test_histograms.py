@@ -1,0 +1,114 @@
+"""Histogram arithmetic: exact percentiles of windows and of several runs.
+
+The walk is Locust's own; the real comparison with Locust's final CSV is in
+test_plugin_real.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import loadmanager as lm
+from loadmanager import histograms as h
+from loadmanager.locust import _wire
+from loadmanager.locust.client import PLUGIN_ROUTE
+from loadmanager.locust.local import PLUGIN
+
+buckets = st.dictionaries(st.integers(0, 60_000), st.integers(1, 50), max_size=40)
+
+
+def expand(histogram: dict[int, int]) -> list[int]:
+    return sorted(b for b, n in histogram.items() for _ in range(n))
+
+
+@given(buckets, buckets)
+def test_merged_percentiles_are_those_of_the_concatenated_samples(
+    a: dict[int, int], b: dict[int, int]
+) -> None:
+    merged = h.merge([a, b])
+    samples = expand(a) + expand(b)
+    assert h.total(merged) == len(samples)
+    concatenated = h.merge([{s: 1} for s in samples])
+    for fraction in h.PERCENTILES:
+        assert h.percentile(merged, fraction) == h.percentile(concatenated, fraction)
+
+
+@given(buckets, buckets)
+def test_a_window_is_the_difference_of_two_cumulative_histograms(
+    before: dict[int, int], window: dict[int, int]
+) -> None:
+    later = h.merge([before, window])
+    assert h.diff(later, before) == {k: v for k, v in window.items() if v}
+
+
+def test_percentiles_follow_locusts_walk() -> None:
+    # 100 requests: 90 at 10 ms, 10 at 500 ms. Locust's calculate_response_time_percentile
+    # answers 10 for p89 and 500 for p90 and p95 (checked against locust 2.47).
+    histogram = {10: 90, 500: 10}
+    assert h.percentile(histogram, 0.89) == 10
+    assert h.percentile(histogram, 0.9) == 500
+    assert h.percentile(histogram, 0.95) == 500
+    assert h.percentile(histogram, 1.0) == 500
+    assert h.percentile({}, 0.95) is None
+    with pytest.raises(ValueError, match="fraction"):
+        h.percentile(histogram, 95)
+
+
+def test_merged_p95_differs_from_the_average_of_two_p95s() -> None:
+    fast = {10: 100}  # a run where everything took 10 ms
+    slow = {10: 900, 1000: 100}  # a run with a slow tenth
+    averaged = (h.percentile(fast, 0.95) + h.percentile(slow, 0.95)) / 2  # type: ignore[operator]
+    merged = h.percentile(h.merge([fast, slow]), 0.95)
+    assert averaged == 505.0
+    assert merged == 1000  # 100 of 1,100 requests took 1 s: more than 5 %
+
+
+def test_a_reset_counts_from_zero_again() -> None:
+    assert h.diff({10: 3}, {10: 7, 20: 1}) == {10: 3}
+
+
+def test_the_plugin_stands_alone_and_agrees_with_the_client() -> None:
+    # Read, not imported: importing locust would monkey-patch this process.
+    tree = ast.parse(PLUGIN.read_text())
+    constants = {
+        t.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and t.id in ("ROUTE", "FORMAT")
+    }
+    assert constants == {"ROUTE": PLUGIN_ROUTE, "FORMAT": 1}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        if node.level == 0
+    }
+    assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
+    assert "loadmanager" not in imported
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"format": 2},
+        {"format": 1, "entries": {}, "total": {}},
+        {"format": 1, "entries": [], "total": {"name": "Aggregated", "numRequests": 1,
+                                               "numFailures": 0, "histogram": {"x": 1}}},
+        {"format": 1, "entries": [], "total": {"name": "Aggregated", "numRequests": 1,
+                                               "numFailures": 0, "histogram": {"5": -1}}},
+    ],
+)  # fmt: skip
+def test_a_bad_plugin_answer_is_a_locust_response_error(doc: dict[str, object]) -> None:
+    with pytest.raises(lm.LocustResponseError):
+        _wire.parse_figures(json.dumps(doc), "http://m/loadmanager/v1/figures")

@@ -1,0 +1,102 @@
+"""loadmanager's Locust plugin on a real master with real workers.
+
+The master merges every worker's response-time histograms; the plugin brings
+them out. Percentiles computed from them must equal Locust's own final CSV for
+every endpoint and the aggregated row, exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import loadmanager as lm
+from loadmanager import histograms as h
+from loadmanager.testing.seed import seed_load_test_body
+from loadmanager.testing.target import TargetServer
+
+pytestmark = pytest.mark.slow
+
+LOCUSTFILE = Path(__file__).parent / "locustfiles" / "basic.py"
+FIELDS = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "p99_9", "p99_99", "p100")
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[TargetServer]:
+    with TargetServer(slow_ms=30, fail_ratio=0.2) as server:
+        yield server
+
+
+def test_histogram_percentiles_equal_locusts_final_csv_for_every_endpoint(
+    target: TargetServer,
+) -> None:
+    with lm.LocalCluster(LOCUSTFILE, workers=2, host=target.url) as cluster, lm.LocustClient(
+        cluster.url
+    ) as client:  # fmt: skip
+        client.reset_stats()
+        client.swarm(8, 8, host=target.url)
+        time.sleep(5)
+        client.stop()
+        time.sleep(4)  # the workers' last reports (every 3 s) reach the master
+        figures = client.figures()
+        rows = client.stats_csv()
+    assert figures is not None
+    assert figures.locustfiles == {"basic.py": hashlib.sha256(LOCUSTFILE.read_bytes()).hexdigest()}
+    assert len(figures.workers) == 2
+    compared = 0
+    for row in rows:
+        found = figures.histogram(row.key)
+        assert found is not None, row.key
+        assert found.num_requests == row.num_requests, row.key
+        assert h.total(found.histogram) == row.num_requests, row.key
+        ours = h.percentiles(found.histogram)
+        theirs = [getattr(row.percentiles, f) for f in FIELDS]
+        assert [None if v is None else float(v) for v in ours.values()] == theirs, row.key
+        compared += 1
+    assert compared == len(rows) >= 4  # three endpoints and the aggregated row
+
+
+def test_a_master_without_the_plugin_answers_none_once(target: TargetServer) -> None:
+    sent: list[str] = []
+    with lm.LocalCluster(LOCUSTFILE, workers=1, host=target.url, plugin=False) as cluster:
+        http = httpx.Client(
+            base_url=cluster.url + "/",
+            event_hooks={"request": [lambda request: sent.append(request.url.path)]},
+        )
+        with http, lm.LocustClient(cluster.url, client=http) as client:
+            assert client.figures() is None
+            assert client.figures() is None
+    assert sent == ["/loadmanager/v1/figures"]  # remembered: asked once
+
+
+def test_stored_histograms_give_the_whole_run_and_merged_runs_exactly(
+    tmp_path: Path, target: TargetServer
+) -> None:
+    with lm.LocalCluster(LOCUSTFILE, workers=2, host=target.url) as cluster, lm.connect(
+        f"sqlite:///{tmp_path / 'lm.db'}"
+    ) as storage, lm.Orchestrator(
+        storage, lm.ClusterRegistry({"cluster-1": cluster.url}), poll_interval=1.0
+    ) as orch:  # fmt: skip
+        body = {**seed_load_test_body(), "targetUrl": target.url, "defaultUsers": 6,
+                "defaultSpawnRate": 6, "defaultRunTime": "5s"}  # fmt: skip
+        test = orch.create_load_test(body, actor="user@example.com")
+        runs = []
+        for _ in range(2):
+            run = orch.start_run(test.id, actor="user@example.com")
+            runs.append(orch.wait(run.id, timeout=60))
+        assert all(s.histograms for s in orch.snapshots(runs[0].id)[1:])
+        for run in runs:
+            assert run.summary is not None
+            for row in (*run.summary.endpoints, run.summary.aggregated):
+                endpoint = None if row.key == "Aggregated" else row.key
+                assert orch.percentiles(run.id, endpoint=endpoint) == row.percentiles, row.key
+        merged = orch.merged_percentiles([r.id for r in runs])
+        window = orch.percentiles(runs[0].id, end=runs[0].started_at)  # before it began
+    assert window is None
+    assert merged is not None
+    assert merged.p100 == max(r.summary.aggregated.percentiles.p100 for r in runs)  # type: ignore[union-attr,type-var]
