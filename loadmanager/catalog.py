@@ -15,7 +15,7 @@ from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
 from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
-from .histograms import as_percentiles, merge
+from .histograms import as_percentiles, merge, percentile
 from .metrics import (
     EndpointStats,
     EndpointSummary,
@@ -171,13 +171,55 @@ class Catalog:
         Summed from the histogram changes the snapshots store with
         loadmanager's Locust plugin, so any window and any endpoint
         (``"GET /items"``; the aggregated by default) is exact to Locust's
-        rounding, and the whole run equals Locust's final CSV. ``None`` when the
+        rounding; the whole of an ended run (no ``start``/``end``) comes from
+        its final histograms and equals Locust's final CSV. ``None`` when the
         run has no histograms (its master ran without the plugin) or no
         request fell in the window.
         """
-        self.get_run(run_id, tenants=tenants)
+        run = self.get_run(run_id, tenants=tenants)
+        key = endpoint or "Aggregated"
+        if start is None and end is None and run.summary and run.summary.histograms:
+            # The whole of an ended run: the final histograms, which include the
+            # workers' last reports that came after the last snapshot.
+            return as_percentiles(run.summary.histogram(key) or {})
         snapshots = self.storage.metrics.snapshots(run_id, start=start, end=end)
-        return as_percentiles(merge(s.histogram(endpoint or "Aggregated") or {} for s in snapshots))
+        return as_percentiles(merge(s.histogram(key) or {} for s in snapshots))
+
+    def percentile_series(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        fraction: float = 0.95,
+        window: float = 10.0,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenants: Tenants = None,
+    ) -> list[tuple[datetime, float | None]]:
+        """At each snapshot, the exact percentile of the requests of the last ``window`` seconds.
+
+        From the stored histogram changes (loadmanager's Locust plugin), for
+        the aggregate or one endpoint. Empty when the run has no histograms.
+        A moment without requests in its window has ``None``.
+        """
+        self.get_run(run_id, tenants=tenants)
+        since = None if start is None else start - timedelta(seconds=window)
+        snapshots = [
+            s for s in self.storage.metrics.snapshots(run_id, start=since, end=end) if s.histograms
+        ]
+        span, key = timedelta(seconds=window), endpoint or "Aggregated"
+        points: list[tuple[datetime, float | None]] = []
+        for i, snap in enumerate(snapshots):
+            if start is not None and snap.timestamp < start:
+                continue
+            inside = []
+            for earlier in reversed(snapshots[: i + 1]):
+                if snap.timestamp - earlier.timestamp >= span:
+                    break
+                inside.append(earlier.histogram(key) or {})
+            value = percentile(merge(inside), fraction)
+            points.append((snap.timestamp, None if value is None else float(value)))
+        return points
 
     def merged_percentiles(
         self, run_ids: Iterable[str], *, endpoint: str | None = None, tenants: Tenants = None
@@ -187,13 +229,15 @@ class Catalog:
         Never an average of percentiles. ``None`` when none of the runs has
         histograms.
         """
-        histograms = []
+        key, histograms = endpoint or "Aggregated", []
         for run_id in run_ids:
-            self.get_run(run_id, tenants=tenants)
-            histograms += [
-                s.histogram(endpoint or "Aggregated") or {}
-                for s in self.storage.metrics.snapshots(run_id)
-            ]
+            run = self.get_run(run_id, tenants=tenants)
+            if run.summary is not None and run.summary.histograms:
+                histograms.append(run.summary.histogram(key) or {})
+            else:  # still running: what its snapshots have so far
+                histograms += [
+                    s.histogram(key) or {} for s in self.storage.metrics.snapshots(run_id)
+                ]
         return as_percentiles(merge(histograms))
 
     def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:

@@ -37,7 +37,7 @@ from .grammar import render
 from .held import HeldSnapshots
 from .locust.stats import LocustErrorRow, LocustStats, MasterFigures
 from .locustfiles import ResolvedLocustfile
-from .metrics import EndpointSummary, MetricSnapshot, RunSummary
+from .metrics import EndpointSummary, HistogramDelta, MetricSnapshot, RunSummary
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
 from .repositories import Storage
 from .status import RunStatus
@@ -491,14 +491,18 @@ class RunLifecycle:
         except LocustError as exc:
             why = f"Locust master unreachable for the final figures: {exc}"
             return self._end(run, RunStatus.FAILED, why)
-        self._last_snapshot(run, master)
         try:
             failures = tuple(e.to_failure() for e in master.failures())
         except LocustError as exc:  # the figures are in: keep them, say what is missing
             log.warning("run %s: Locust's failures table could not be read: %s", run.id, exc)
             failures = ()
         self._checkpoint("final-figures")
-        summary = RunSummary(taken_at=self._clock.now(), aggregated=rows[-1], endpoints=rows[:-1])
+        summary = RunSummary(
+            taken_at=self._clock.now(),
+            aggregated=rows[-1],
+            endpoints=rows[:-1],
+            histograms=self._final_histograms(run, master),
+        )
         p = run.parameters
         snapshots = self._storage.metrics.snapshots(run.id)
         saturated = any(w.saturated for s in snapshots for w in s.workers)
@@ -520,19 +524,18 @@ class RunLifecycle:
         self._checkpoint("summary-written")
         return ended
 
-    def _last_snapshot(self, run: LoadTestRun, master: LocustMaster) -> None:
-        """One more snapshot once the workers' last reports are in, so the stored
-        histogram changes add up to the final figures. An heir that finishes the
-        run again finds nothing more to add (its change is empty)."""
+    @staticmethod
+    def _final_histograms(run: LoadTestRun, master: LocustMaster) -> tuple[HistogramDelta, ...]:
+        """The final cumulative histograms, read with the final figures (plugin only)."""
         try:
-            stats = master.stats()
-        except LocustError:
-            return  # the summary is still Locust's own; only the last seconds lack a change
-        now = self._clock.now()
-        snapshot = self._with_histograms(
-            stats.to_snapshot(run.id, now, self.slot(run, now)), master
-        )
-        self.held.store(snapshot)
+            figures = master.figures()
+        except LocustError as exc:
+            log.warning("run %s: the plugin's final histograms could not be read: %s", run.id, exc)
+            return ()
+        if figures is None:
+            return ()
+        rows = (*figures.endpoints, figures.aggregated)
+        return tuple(HistogramDelta(r.key, r.histogram) for r in sorted(rows, key=lambda r: r.key))
 
     def fail(self, run: LoadTestRun, reason: str) -> LoadTestRun:
         """Record the run ``failed`` with ``reason`` (if nobody changed it meanwhile)."""

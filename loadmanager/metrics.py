@@ -250,11 +250,23 @@ class EndpointSummary(EndpointKey):
 
 @attrs.frozen
 class RunSummary:
-    """A run's final figures, straight from Locust's own cumulative statistics."""
+    """A run's final figures, straight from Locust's own cumulative statistics.
+
+    ``histograms`` are the final cumulative response-time histograms, per
+    endpoint and ``"Aggregated"``, when the master had loadmanager's plugin
+    (empty otherwise): several runs' percentiles merge them, never averaging.
+    """
 
     taken_at: datetime = attrs.field(validator=c.TIME)
     aggregated: EndpointSummary
     endpoints: tuple[EndpointSummary, ...] = attrs.field(default=(), converter=c.as_tuple)
+    histograms: tuple[HistogramDelta, ...] = attrs.field(default=(), converter=c.as_tuple)
+
+    def histogram(self, key: str) -> dict[int, int] | None:
+        """The final histogram of ``key``; ``None`` without the plugin."""
+        if not self.histograms:
+            return None
+        return next((h.as_dict() for h in self.histograms if h.key == key), {})
 
     def endpoint(self, key: str) -> EndpointSummary | None:
         """The row of ``"METHOD name"``, or ``None``."""

@@ -100,3 +100,40 @@ def test_stored_histograms_give_the_whole_run_and_merged_runs_exactly(
     assert window is None
     assert merged is not None
     assert merged.p100 == max(r.summary.aggregated.percentiles.p100 for r in runs)  # type: ignore[union-attr,type-var]
+
+
+def test_a_windowed_endpoint_percentile_shows_a_slowdown_the_cumulative_one_hides(
+    tmp_path: Path,
+) -> None:
+    # /slow takes 10 ms for the first 10 s of the run, then 300 ms for 14 s.
+    with TargetServer(slow_ms=10, fail_ratio=0.0) as target, lm.LocalCluster(
+        LOCUSTFILE, workers=1, host=target.url
+    ) as cluster, lm.connect("memory://") as storage, lm.Orchestrator(
+        storage, lm.ClusterRegistry({"cluster-1": cluster.url}), poll_interval=1.0
+    ) as orch:  # fmt: skip
+        body = {**seed_load_test_body(), "targetUrl": target.url, "defaultUsers": 6,
+                "defaultSpawnRate": 6, "defaultRunTime": "24s"}  # fmt: skip
+        run = orch.start_run(orch.create_load_test(body, actor="user@example.com").id,
+                             actor="user@example.com")  # fmt: skip
+        time.sleep(10)
+        target.slow_ms = 300
+        changed = lm.utc_now()
+        ended = orch.wait(run.id, timeout=60)
+        p95 = orch.percentile_series(run.id, endpoint="GET /slow", fraction=0.95, window=10)
+        p50 = orch.percentile_series(run.id, endpoint="GET /slow", fraction=0.5, window=10)
+        snapshots = {s.timestamp: s for s in orch.snapshots(run.id)}
+    assert ended.status is lm.RunStatus.FINISHED
+    first_slow = next((at for at, v in p95 if at > changed and v is not None and v >= 250), None)
+    assert first_slow is not None, p95
+    # Within two poll intervals, once a worker's report (every 3 s) has it.
+    assert (first_slow - changed).total_seconds() <= 2 * 1.0 + 3.0, (changed, p95)
+    # Once the whole window is past the change, the windowed median is slow,
+    # while Locust's cumulative median for the endpoint still reads fast (the
+    # slow requests are fewer: each takes 300 ms).
+    late = [(at, v) for at, v in p50 if (at - changed).total_seconds() >= 11.5 and v is not None]
+    assert late
+    at, windowed = late[0]
+    row = next(r for r in snapshots[at].endpoints if r.key == "GET /slow")
+    assert windowed >= 250
+    assert row.median_response_time is not None
+    assert row.median_response_time < 100

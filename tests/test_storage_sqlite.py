@@ -122,3 +122,36 @@ def test_a_version_1_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -
         run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
         now = datetime(2025, 1, 1, tzinfo=timezone.utc)
         assert storage.runs.claim_monitor(run.id, "me", now=now, ttl=timedelta(seconds=5))
+
+
+def test_runs_and_snapshots_written_before_failures_and_histograms_read_back(
+    tmp_path: Path,
+) -> None:
+    from loadmanager.testing import make_run, make_snapshot
+
+    path = tmp_path / "old.db"
+    with lm.connect(f"sqlite:///{path}") as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.FINISHED))
+        storage.metrics.add_many([make_snapshot(run.id, run.audit.created_at, slot=0)])
+    # What the previous release wrote: documents without the new keys.
+    conn = sqlite3.connect(path)
+    for table, drop in (
+        ("load_test_runs", ("failures", "saturated", "exclusive", "cluster")),
+        ("metrics_timeseries", ("failures", "workers", "histograms")),
+    ):
+        for rowid, doc in conn.execute(f"SELECT rowid, doc FROM {table}").fetchall():
+            old = {k: v for k, v in json.loads(doc).items() if k not in drop}
+            conn.execute(f"UPDATE {table} SET doc = ? WHERE rowid = ?", (json.dumps(old), rowid))
+    conn.commit()
+    conn.close()
+    with lm.connect(f"sqlite:///{path}") as storage:
+        again = storage.runs.get(run.id)
+        (snapshot,) = storage.metrics.snapshots(run.id)
+    assert (again.failures, again.saturated, again.exclusive, again.cluster) == (
+        (),
+        False,
+        True,
+        None,
+    )
+    assert (snapshot.failures, snapshot.workers, snapshot.histograms) == ((), (), ())
