@@ -17,10 +17,10 @@ stored under it even when the answer is up to one slot late (a busy process).
 Later than that another replica may have taken the run over (a stalled master),
 so the answer is kept only if this replica still holds the claim. A run keeps
 one snapshot per slot in every backend, and the claims keep two replicas from
-covering one moment, so none is stored twice. A run that fell behind (a
-tick held up by a slow storage, say) is polled at once for the slot it just
-missed, whose moment is less than an interval past, then on schedule: slots
-missed by more than that are lost, never made up in a burst.
+covering one moment, so none is stored twice. A run whose last poll was two
+slots ago (one tick held up, by a slow storage say) is polled at once for the
+slot it missed, whose moment is less than an interval past; one further
+behind is polled at once for the current slot. Never in a burst.
 """
 
 from __future__ import annotations
@@ -177,9 +177,10 @@ class Monitor:
         began = run.started_at or run.audit.created_at
         phase = max(0.0, (now - began).total_seconds()) / run.parameters.poll_interval
         slot = int(phase)
-        if slot - 1 > last:
-            return slot - 1  # missed, and less than an interval ago: fill it now
-        if slot > last and phase - slot >= 0.5:
+        if last >= 0 and last == slot - 2:
+            return slot - 1  # just missed one (a tick held up): its moment is recent, fill it
+        behind = slot - 1 > last
+        if slot > last and (phase - slot >= 0.5 or behind):
             return slot
         return None
 
