@@ -35,7 +35,7 @@ from .errors import (
 )
 from .grammar import render
 from .held import HeldSnapshots
-from .locust.stats import LocustErrorRow, LocustStats, MasterFigures
+from .locust.stats import LocustErrorRow, LocustExceptionRow, LocustStats, MasterFigures
 from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, HistogramDelta, MetricSnapshot, RunSummary
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
@@ -84,6 +84,8 @@ class LocustMaster(Protocol):
     def stats_csv(self) -> tuple[EndpointSummary, ...]: ...
 
     def failures(self) -> tuple[LocustErrorRow, ...]: ...
+
+    def exceptions(self) -> tuple[LocustExceptionRow, ...]: ...
 
     def figures(self) -> MasterFigures | None:
         """The plugin's histograms; ``None`` when the master has no plugin."""
@@ -493,9 +495,10 @@ class RunLifecycle:
             return self._end(run, RunStatus.FAILED, why)
         try:
             failures = tuple(e.to_failure() for e in master.failures())
+            exceptions = tuple(e.to_exception() for e in master.exceptions())
         except LocustError as exc:  # the figures are in: keep them, say what is missing
-            log.warning("run %s: Locust's failures table could not be read: %s", run.id, exc)
-            failures = ()
+            log.warning("run %s: Locust's failures could not be read: %s", run.id, exc)
+            failures, exceptions = (), ()
         self._checkpoint("final-figures")
         summary = RunSummary(
             taken_at=self._clock.now(),
@@ -519,7 +522,11 @@ class RunLifecycle:
         else:
             to, reason = RunStatus.STOPPED, "stopped outside loadmanager"
         ended = self._end(
-            run.with_summary(summary, verdict, failures=failures, saturated=saturated), to, reason
+            run.with_summary(
+                summary, verdict, failures=failures, exceptions=exceptions, saturated=saturated
+            ),
+            to,
+            reason,
         )
         self._checkpoint("summary-written")
         return ended

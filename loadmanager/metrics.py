@@ -28,7 +28,9 @@ __all__ = [
     "RunSummary",
     "SeriesBucket",
     "Stat",
+    "UserException",
     "WorkerHealth",
+    "exceptions_html",
     "failures_html",
 ]
 
@@ -95,6 +97,30 @@ class Failure(EndpointKey):
     name: str = attrs.field(validator=c.rule(c.text(max_len=10_000, required=False)))
     error: str = attrs.field(validator=c.rule(c.text(max_len=100_000, required=False)))
     occurrences: int = attrs.field(validator=c.COUNT)
+
+
+@attrs.frozen
+class UserException:
+    """An exception raised in a locustfile's own code on the workers, and how often.
+
+    Attributes:
+        count: How many times it was raised.
+        message: Its message.
+        traceback: Where it was raised.
+        nodes: Which workers raised it, as Locust lists them.
+    """
+
+    count: int = attrs.field(validator=c.COUNT)
+    message: str = attrs.field(validator=c.rule(c.text(max_len=100_000, required=False)))
+    traceback: str = attrs.field(validator=c.rule(c.text(max_len=100_000, required=False)))
+    nodes: str = attrs.field(default="", validator=c.rule(c.text(max_len=10_000, required=False)))
+
+
+def exceptions_html(exceptions: tuple[UserException, ...]) -> str:
+    """The exceptions table of a run, most frequent first."""
+    rows = [[_html.num(e.count), e.message, e.traceback] for e in
+            sorted(exceptions, key=lambda e: -e.count)]  # fmt: skip
+    return "<h5>Exceptions</h5>" + _html.table(["#", "message", "traceback"], rows)
 
 
 def failures_html(failures: tuple[Failure, ...], limit: int = 100) -> str:

@@ -15,7 +15,7 @@ import attrs
 from . import _constraints as c
 from . import _html
 from .errors import FieldError, InvalidTransitionError, ValidationError
-from .metrics import Failure, RunSummary, failures_html
+from .metrics import Failure, RunSummary, UserException, exceptions_html, failures_html
 from .status import RunStatus
 from .verdicts import Verdict
 
@@ -428,6 +428,9 @@ class LoadTestRun:
     ``snapshots_dropped`` counts the snapshots lost while the storage was
     unreachable for longer than the replica's buffer holds (0 normally).
 
+    ``exceptions`` are those raised in the locustfile's own code, with their
+    counts, stored when the run ends.
+
     ``failures`` is Locust's complete failures table, stored when the run ends
     (live, the latest snapshot has the most frequent ones). ``saturated`` says a
     load generator passed 90 % CPU during the run.
@@ -455,6 +458,7 @@ class LoadTestRun:
     exclusive: bool = True
     cluster: ClusterHandle | None = None
     failures: tuple[Failure, ...] = attrs.field(default=(), converter=c.as_tuple)
+    exceptions: tuple[UserException, ...] = attrs.field(default=(), converter=c.as_tuple)
     saturated: bool = False
 
     @classmethod
@@ -542,6 +546,8 @@ class LoadTestRun:
             parts.append(self.verdict._repr_html_())
         if self.failures:
             parts.append(failures_html(self.failures))
+        if self.exceptions:
+            parts.append(exceptions_html(self.exceptions))
         return "".join(parts)
 
     def with_cluster(self, cluster: ClusterHandle, *, at: datetime, actor: str) -> LoadTestRun:
@@ -558,11 +564,17 @@ class LoadTestRun:
         verdict: Verdict | None = None,
         *,
         failures: tuple[Failure, ...] = (),
+        exceptions: tuple[UserException, ...] = (),
         saturated: bool = False,
     ) -> LoadTestRun:
         """This run carrying Locust's final figures, failures, and the verdict on them."""
         if verdict is not None and saturated:
             verdict = attrs.evolve(verdict, saturated=True)
         return attrs.evolve(
-            self, summary=summary, verdict=verdict, failures=failures, saturated=saturated
+            self,
+            summary=summary,
+            verdict=verdict,
+            failures=failures,
+            exceptions=exceptions,
+            saturated=saturated,
         )

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from . import _html
 from .errors import NotFoundError
-from .metrics import SeriesBucket, failures_html
+from .metrics import SeriesBucket, exceptions_html, failures_html
 from .models import LoadTest, LoadTestRun
 
 __all__ = ["ReportSource", "render_report", "write_report", "write_run_report"]
@@ -86,6 +86,8 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
             "during the run, so its figures may include the generator's own queueing.</p>"
         )
     failures_table = failures_html(run.failures) if run.failures else "<p>No failures recorded.</p>"
+    if run.exceptions:
+        failures_table += exceptions_html(run.exceptions)
     summary_html = (
         run.summary._repr_html_()
         if run.summary is not None

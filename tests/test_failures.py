@@ -117,3 +117,19 @@ def test_healthy_workers_leave_the_run_unflagged(
     assert not run.saturated
     assert run.verdict is not None
     assert not run.verdict.saturated
+
+
+def test_exceptions_of_the_locustfile_are_kept_with_their_counts(
+    orch: lm.Orchestrator, master: FakeLocustMaster
+) -> None:
+    from loadmanager.locust.stats import LocustExceptionRow
+
+    master.exception_rows = [
+        LocustExceptionRow(3, "ZeroDivisionError: division by zero", "File x.py, line 9", "w1"),
+    ]
+    run = finished_run(orch, master)
+    assert [(e.count, e.message) for e in run.exceptions] == [
+        (3, "ZeroDivisionError: division by zero")
+    ]
+    assert "ZeroDivisionError" in lm.render_report(run, None, [])
+    assert lm.to_json(run)["exceptions"][0]["count"] == 3

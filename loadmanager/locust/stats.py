@@ -16,6 +16,7 @@ from ..metrics import (
     EndpointStats,
     Failure,
     MetricSnapshot,
+    UserException,
     WorkerHealth,
 )
 from ..status import MasterState
@@ -93,6 +94,10 @@ class LocustExceptionRow:
     message: str
     traceback: str
     nodes: str
+
+    def to_exception(self) -> UserException:
+        """This row as the domain's exception row."""
+        return UserException(max(0, self.count), self.message, self.traceback, self.nodes)
 
 
 @attrs.frozen

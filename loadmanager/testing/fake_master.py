@@ -20,7 +20,13 @@ from typing import Any
 
 from ..errors import LocustError, LocustRejectedError
 from ..locust import _wire
-from ..locust.stats import LocustErrorRow, LocustStats, MasterFigures, SwarmResult
+from ..locust.stats import (
+    LocustErrorRow,
+    LocustExceptionRow,
+    LocustStats,
+    MasterFigures,
+    SwarmResult,
+)
 from ..metrics import EndpointSummary
 
 __all__ = ["FakeLocustMaster"]
@@ -49,6 +55,7 @@ class FakeLocustMaster:
         self.state = state
         self.overrides: dict[str, Any] = {}
         self.plugin_figures: dict[str, Any] | None = None
+        self.exception_rows: list[LocustExceptionRow] = []
         self.calls: list[str] = []
         self.refuse_swarm: str | None = None
         self.error: LocustError | None = None
@@ -109,6 +116,11 @@ class FakeLocustMaster:
         self._call("failures")
         doc = {**self._stats_body, **self.overrides}
         return _wire.parse_stats(json.dumps(doc), f"{_URL}/stats/requests").errors
+
+    def exceptions(self) -> tuple[LocustExceptionRow, ...]:
+        """``exception_rows`` (none by default)."""
+        self._call("exceptions")
+        return tuple(self.exception_rows)
 
     def figures(self) -> MasterFigures | None:
         """``None``, as a master without loadmanager's plugin; or ``plugin_figures``."""
