@@ -32,11 +32,11 @@ def num(value: float | int | None, unit: str = "", digits: int = 1) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A small HTML table; cells are escaped."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, text: int = 1) -> str:
+    """A small HTML table; cells are escaped. The first ``text`` columns align left."""
 
     def cell(tag: str, value: object, index: int) -> str:
-        align = "left" if index == 0 else "right"
+        align = "left" if index < text else "right"
         return f"<{tag} {_CELL.format(align=align)}>{esc(value)}</{tag}>"
 
     head = "".join(cell("th", h, i) for i, h in enumerate(headers))

@@ -118,20 +118,21 @@ class UserException:
 
 def exceptions_html(exceptions: tuple[UserException, ...]) -> str:
     """The exceptions table of a run, most frequent first."""
-    rows = [[_html.num(e.count), e.message, e.traceback] for e in
+    rows = [[e.message, e.traceback, _html.num(e.count)] for e in
             sorted(exceptions, key=lambda e: -e.count)]  # fmt: skip
-    return "<h5>Exceptions</h5>" + _html.table(["#", "message", "traceback"], rows)
+    return "<h5>Exceptions</h5>" + _html.table(["message", "traceback", "#"], rows, text=2)
 
 
-def failures_html(failures: tuple[Failure, ...], limit: int = 100) -> str:
+def failures_html(failures: tuple[Failure, ...], limit: int = 100, *, heading: bool = True) -> str:
     """A failures table (most frequent first), as Locust's report shows it."""
     rows = [
-        [_html.num(f.occurrences), f.method, f.name, f.error]
+        [f.method, f.name, f.error, _html.num(f.occurrences)]
         for f in sorted(failures, key=lambda f: -f.occurrences)[:limit]
     ]
     more = len(failures) - len(rows)
     tail = f"<small>{more} more not shown</small>" if more > 0 else ""
-    return "<h5>Failures</h5>" + _html.table(["#", "method", "name", "error"], rows) + tail
+    table = _html.table(["method", "name", "error", "#"], rows, text=3)
+    return ("<h5>Failures</h5>" if heading else "") + table + tail
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:

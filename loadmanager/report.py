@@ -85,7 +85,11 @@ def render_report(run: LoadTestRun, test: LoadTest | None, series: Sequence[Seri
             '<p class="failed"><b>Load generator saturated</b>: a worker passed 90 % CPU '
             "during the run, so its figures may include the generator's own queueing.</p>"
         )
-    failures_table = failures_html(run.failures) if run.failures else "<p>No failures recorded.</p>"
+    failures_table = (
+        failures_html(run.failures, heading=False)
+        if run.failures
+        else "<p>No failures recorded.</p>"
+    )
     if run.exceptions:
         failures_table += exceptions_html(run.exceptions)
     summary_html = (

@@ -90,7 +90,8 @@ class Verdict:
 
     def _repr_html_(self) -> str:
         flag = " <b>(load generator saturated)</b>" if self.saturated else ""
-        return f"<b>verdict: {_html.esc(self.outcome.value)}</b>{flag}" + self.results_html()
+        heading = f"<p><b>verdict: {_html.esc(self.outcome.value)}</b>{flag}</p>"
+        return heading + self.results_html()
 
     def results_html(self) -> str:
         """The criteria, their observed figures and outcomes, as an HTML table."""
