@@ -161,6 +161,13 @@ class HistogramDelta:
         return dict(self.buckets)
 
 
+def _histogram_of(histograms: tuple[HistogramDelta, ...], key: str) -> dict[int, int] | None:
+    # None: no histograms at all (no plugin); {}: the plugin, but no request for key.
+    if not histograms:
+        return None
+    return next((h.as_dict() for h in histograms if h.key == key), {})
+
+
 @attrs.frozen
 class WorkerHealth:
     """One load generator at one moment: a worker's state, users and CPU.
@@ -227,9 +234,7 @@ class MetricSnapshot:
 
     def histogram(self, key: str) -> dict[int, int] | None:
         """This snapshot's histogram change for ``key``; ``None`` without the plugin."""
-        if not self.histograms:
-            return None
-        return next((h.as_dict() for h in self.histograms if h.key == key), {})
+        return _histogram_of(self.histograms, key)
 
 
 @attrs.frozen
@@ -291,9 +296,7 @@ class RunSummary:
 
     def histogram(self, key: str) -> dict[int, int] | None:
         """The final histogram of ``key``; ``None`` without the plugin."""
-        if not self.histograms:
-            return None
-        return next((h.as_dict() for h in self.histograms if h.key == key), {})
+        return _histogram_of(self.histograms, key)
 
     def endpoint(self, key: str) -> EndpointSummary | None:
         """The row of ``"METHOD name"``, or ``None``."""

@@ -215,22 +215,11 @@ def parse_figures(body: str, url: str) -> MasterFigures:
             endpoints=tuple(_histogram_row(e) for e in _list(doc, "entries")),
             aggregated=_histogram_row(doc.get("total")),
             errors=tuple(_error(e) for e in _list(doc, "errors")),
-            workers=tuple(_figures_worker(w) for w in _list(doc, "workers")),
+            workers=tuple(_worker(w) for w in _list(doc, "workers")),
             locustfiles={str(k): str(v) for k, v in files.items()},
         )
     except (_Bad, ValueError, TypeError) as exc:
         raise LocustResponseError(f"unexpected plugin answer: {exc}", body, url=url) from None
-
-
-def _figures_worker(raw: Any) -> WorkerInfo:
-    doc = _object(raw)
-    return WorkerInfo(
-        id=str(doc.get("id", "")),
-        state=_str(doc, "state", ""),
-        user_count=_int(doc, "userCount", 0),
-        cpu_usage=_num(doc, "cpuUsage", 0.0),
-        memory_usage=0.0,
-    )
 
 
 def _list(doc: Mapping[str, Any], key: str) -> list[Any]:

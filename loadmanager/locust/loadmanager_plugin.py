@@ -64,12 +64,13 @@ def figures(environment: Any) -> dict[str, Any]:
     stats = runner.stats
     workers = []
     for node_id, node in sorted(getattr(runner, "clients", {}).items()):
-        workers.append(
+        workers.append(  # in Locust's own field names, as /stats/requests has them
             {
                 "id": node_id,
                 "state": str(node.state),
-                "userCount": node.user_count,
-                "cpuUsage": node.cpu_usage,
+                "user_count": node.user_count,
+                "cpu_usage": node.cpu_usage,
+                "memory_usage": getattr(node, "memory_usage", 0),
             }
         )
     return {
