@@ -56,7 +56,7 @@ class Orchestrator(LocustfileCatalog):
         clusters: Which Locust master serves each ``locustClusterId``: a
             static master, or a provider that makes a cluster per run. This
             replica monitors only runs on these clusters.
-        locustfiles: Where test's ``locustfile`` names resolve besides the
+        locustfiles: Where load tests' ``locustfile`` names resolve, besides the
             stored ones (``[LocustfileDirectory("loadtests/")]``).
         clock: Time source for records, waits and polls (a
             :class:`~loadmanager.clock.Clock`, or a bare function returning
