@@ -44,6 +44,21 @@ def test_import_loads_no_optional_dependency() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_no_module_but_the_plugin_imports_locust() -> None:
+    # The plugin is the one file that imports locust, and it is loaded by Locust
+    # itself (-f), never by the library: importing locust would monkey-patch the
+    # host process with gevent.
+    code = (
+        "import importlib, pkgutil, sys, loadmanager\n"
+        "for m in pkgutil.walk_packages(loadmanager.__path__, 'loadmanager.'):\n"
+        "    if not m.name.endswith('loadmanager_plugin'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted({'locust', 'gevent'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 @pytest.mark.parametrize(
     "url", ["postgres://x", "sqlite:/x.db", "nothing", "memory://x", "sqlite:///"]
 )
