@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from .clock import Clock
@@ -140,6 +141,25 @@ class Monitor:
         except RepositoryUnavailableError:
             self._storage_down = True
             return held
+
+    @contextmanager
+    def alone(self, run_id: str) -> Iterator[bool]:
+        """Whether the caller may poll the run now: no poll of it is in progress here.
+
+        ``refresh`` and ``reconcile`` poll in the caller's thread; two polls of
+        one run at once would both settle it, and the second would use a
+        master the first had released.
+        """
+        with self._lock:
+            busy = run_id in self._in_flight
+            if not busy:
+                self._in_flight.add(run_id)
+        try:
+            yield not busy
+        finally:
+            if not busy:
+                with self._lock:
+                    self._in_flight.discard(run_id)
 
     def mine(self, run: LoadTestRun) -> bool:
         """Whether this replica may poll the run now: it knows the cluster and holds the claim."""

@@ -292,7 +292,9 @@ class Orchestrator(LocustfileCatalog):
         """Poll the run's master once now, unless another replica monitors it."""
         run = self.get_run(run_id, tenants=tenants)
         if run.is_active and self.monitor.mine(run):
-            return self._lifecycle.poll(run)
+            with self.monitor.alone(run.id) as alone:
+                if alone:  # else the Monitor is polling it right now
+                    return self._lifecycle.poll(run)
         return run
 
     def wait(
@@ -352,7 +354,8 @@ class Orchestrator(LocustfileCatalog):
             if run.locust_cluster_id not in self.clusters:
                 log.warning("run %s: cluster %r unknown here", run.id, run.locust_cluster_id)
             elif self.monitor.mine(run):
-                run = self._lifecycle.poll(run)
+                with self.monitor.alone(run.id) as alone:
+                    run = self._lifecycle.poll(run) if alone else run
             settled.append(run)
         self.clusters.release_orphans({r.id for r in settled if r.is_active})
         return settled
