@@ -298,6 +298,17 @@ def duration(value: Any) -> str | None:
     return None
 
 
+def seconds_as_duration(value: Any) -> Any:
+    """A whole number of seconds as Locust's duration text (``90`` → ``"90s"``).
+
+    Locust's ``-t 90`` means 90 seconds; anything else passes through for the
+    validator to judge.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value}s"
+    return value
+
+
 def parse_duration(value: str) -> int | None:
     """Seconds in a Locust duration string, or ``None`` if it is not one."""
     match = _DURATION.fullmatch(value.strip()) if value.strip() else None

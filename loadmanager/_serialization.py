@@ -32,6 +32,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from . import _constraints as c
 from . import grammar
 from ._naming import camel
+from ._suggest import did_you_mean
 from .clock import truncate_to_millis
 from .errors import FieldError, ValidationError
 from .models import LoadTest, LoadTestRun, Threshold
@@ -214,6 +215,8 @@ class Converter:
         overrides: dict[str, Any] = {}
         for a in attrs.fields(cls):
             base = self._conv.get_structure_hook(a.type)
+            if a.converter is c.seconds_as_duration:
+                base = _seconds_first(base)
             hook = base if a.validator is None else _validated(base, a)
             overrides[a.name] = override(rename=camel(a.name), struct_hook=hook)
         inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
@@ -267,8 +270,19 @@ class Converter:
         except ValidationError as exc:
             raise ValidationError(exc.errors, subject=subject or cls.__name__) from None
         except Exception as exc:
+            # cattrs' exception group is internal detail: every problem it held
+            # is in ``errors``, so the traceback shows one clean message.
             errors = _collect(exc, "")
-            raise ValidationError(errors, subject=subject or cls.__name__) from exc
+            raise ValidationError(errors, subject=subject or cls.__name__) from None
+
+
+def _seconds_first(base: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Let a whole number of seconds stand for a duration, as Locust's ``-t 90`` does."""
+
+    def structure(value: Any, t: Any) -> Any:
+        return base(c.seconds_as_duration(value), t)
+
+    return structure
 
 
 def _validated(base: Callable[[Any, Any], Any], attribute: attrs.Attribute[Any]) -> Any:
@@ -303,8 +317,9 @@ def _collect(exc: BaseException, prefix: str) -> list[FieldError]:
     if isinstance(exc, ValidationError):
         return [FieldError(_join(prefix, e.path), e.message) for e in exc.errors]
     if isinstance(exc, ForbiddenExtraKeysError):
+        known = _wire_fields(exc.cl)
         return [
-            FieldError(_join(prefix, key), "is not a known field")
+            FieldError(_join(prefix, key), "is not a known field" + did_you_mean(key, known))
             for key in sorted(exc.extra_fields)
         ]
     if isinstance(exc, (ClassValidationError, IterableValidationError)):

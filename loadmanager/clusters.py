@@ -10,10 +10,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from ._constraints import checked_tenants
+from ._suggest import did_you_mean
 from .errors import PermissionDeniedError, ValidationError
 from .lifecycle import LocustMaster
 from .locust.client import LocustClient, default_retrying
@@ -30,6 +32,21 @@ __all__ = [
     "ClusterRegistry",
     "default_client_factory",
 ]
+
+
+def _master_url(_instance: object, _attribute: object, url: object) -> None:
+    """Refuse a master address httpx could not reach, when it is registered."""
+    if not isinstance(url, str):
+        raise ValidationError.single("url", f"must be a string, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    hint = ""
+    if "://" not in url and url.strip():
+        hint = f"; did you mean 'http://{url.strip()}'?"
+    raise ValidationError.single(
+        "url", f"a Locust master URL is http://host:port or https://... (got {url!r}){hint}"
+    )
 
 
 def _names(value: object) -> frozenset[str] | None:
@@ -60,7 +77,7 @@ class ClusterConfig:
             checks nothing: say it, so that what runs is what the test names.
     """
 
-    url: str
+    url: str = attrs.field(validator=_master_url)
     auth: Any = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
     verify: Any = True
@@ -135,17 +152,27 @@ class ClusterRegistry:
         with self._lock:
             self._clusters.pop(cluster_id, None)
 
-    def get(self, cluster_id: str) -> Entry:
+    def get(self, cluster_id: str, *, tenant_id: str | None = None) -> Entry:
         """The cluster's settings, or its provider.
 
         Raises:
-            ValidationError: at ``locustClusterId`` when no such cluster is configured.
+            ValidationError: at ``locustClusterId`` when no such cluster is
+                configured. It suggests a close id only among clusters open to
+                ``tenant_id`` (to every tenant when it is ``None``), so the
+                message names no cluster reserved for someone else.
         """
         with self._lock:
             config = self._clusters.get(cluster_id)
+            open_to = [
+                name
+                for name, entry in self._clusters.items()
+                if entry.tenants is None or (tenant_id is not None and tenant_id in entry.tenants)
+            ]
         if config is None:
             raise ValidationError.single(
-                "locustClusterId", f"{cluster_id!r} is not a configured Locust cluster"
+                "locustClusterId",
+                f"{cluster_id!r} is not a configured Locust cluster"
+                + did_you_mean(str(cluster_id), open_to),
             )
         return config
 
@@ -161,7 +188,7 @@ class ClusterRegistry:
             ValidationError: no such cluster.
             PermissionDeniedError: the cluster is reserved for other tenants.
         """
-        config = self.get(cluster_id)
+        config = self.get(cluster_id, tenant_id=tenant_id)
         if config.tenants is not None and tenant_id not in config.tenants:
             raise PermissionDeniedError(
                 tenant_id, f"tenant {tenant_id!r} may not use cluster {cluster_id!r}"

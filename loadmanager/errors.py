@@ -195,7 +195,15 @@ class ClusterBusyError(ConflictError):
         self.cluster_id = cluster_id
         self.active_run_id = active_run_id
         holder = f" by run {active_run_id!r}" if active_run_id else ""
-        super().__init__(f"cluster {cluster_id!r} is busy{holder}")
+        what_to_do = (
+            f"wait for it (orch.wait({active_run_id!r})), stop it (orch.stop_run({active_run_id!r})), "
+            if active_run_id
+            else "wait for its active run to end, stop it, "
+        )
+        super().__init__(
+            f"cluster {cluster_id!r} is busy{holder}; {what_to_do}"
+            "or give the test a cluster of its own (a provider makes one per run)"
+        )
 
 
 class InvalidTransitionError(LoadManagerError):
@@ -223,7 +231,11 @@ class WaitTimeoutError(LoadManagerError, TimeoutError):
     def __init__(self, run_id: str, status: str, timeout: float) -> None:
         self.run_id = run_id
         self.status = status
-        super().__init__(f"run {run_id!r} still {status} after {timeout:g} s")
+        self.timeout = timeout
+        super().__init__(
+            f"run {run_id!r} still {status} after wait(timeout={timeout:g}); the run goes on: "
+            "wait again with a longer timeout, or stop it"
+        )
 
 
 class ProvisioningError(LoadManagerError):

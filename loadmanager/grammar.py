@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from ._constraints import parse_duration
+from ._suggest import did_you_mean
 from .errors import ValidationError
 from .models import METRICS, OPERATORS, Threshold
 
@@ -31,6 +32,7 @@ _METRIC = re.compile(r"[a-z_]+(?:\d+(?:\.\d+)?)?")
 _OP = re.compile(r"<=|>=|==|!=|<|>")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _UNIT = re.compile(r"ms|s|%")
+_SPACED_UNIT = re.compile(r"\s+(ms|s|%)(?![A-Za-z])")
 _BASELINE = re.compile(r"baseline\s*([*+])\s*")
 _MODE = re.compile(r"(for|over)\s+")
 _DURATION = re.compile(r"\d+[hms](?:\d+[ms])?(?:\d+s)?")
@@ -44,10 +46,10 @@ class _Parser:
         self.pos = 0
         self.end = len(text)
 
-    def fail(self, expected: str) -> ValidationError:
+    def fail(self, expected: str, hint: str = "") -> ValidationError:
         found = self.text[self.pos : self.pos + 12] or "the end"
         return ValidationError.single(
-            "", f"at position {self.pos + 1}: expected {expected}, found {found!r}"
+            "", f"at position {self.pos + 1}: expected {expected}, found {found!r}{hint}"
         )
 
     def skip(self) -> None:
@@ -93,9 +95,11 @@ def parse(text: object) -> Threshold:
     p.skip()
     metric = p.take(_METRIC)
     if metric is None or metric.group() not in METRICS:
+        hint = ""
         if metric is not None:
             p.pos = metric.start()
-        raise p.fail("a metric (" + ", ".join(METRICS) + ")")
+            hint = did_you_mean(metric.group(), METRICS)
+        raise p.fail("a metric (" + ", ".join(METRICS) + ")", hint)
     p.skip()
     op = p.take(_OP)
     if op is None:
@@ -106,6 +110,14 @@ def parse(text: object) -> Threshold:
     if number is None:
         raise p.fail("a number, or 'baseline * N' or 'baseline + N'")
     unit = p.take(_UNIT)
+    spaced = None if unit else _SPACED_UNIT.match(text, p.pos, p.end)
+    if spaced:
+        written = number.group() + spaced.group(1)
+        raise ValidationError.single(
+            "",
+            f"at position {spaced.start(1) + 1}: no space between a number and its unit: "
+            f"write {written!r}",
+        )
     p.skip()
     window = mode = None
     if p.pos < p.end:

@@ -191,7 +191,9 @@ class _Definition:
     default_spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
     description: str = attrs.field(default="", validator=c.DESCRIPTION)
     tags: tuple[str, ...] = attrs.field(default=(), converter=c.as_tuple, validator=c.TAGS)
-    default_run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    default_run_time: str | None = attrs.field(
+        default=None, converter=c.seconds_as_duration, validator=c.optional(c.RUN_TIME)
+    )
     thresholds: tuple[Threshold, ...] = attrs.field(default=(), converter=c.as_tuple)
 
 
@@ -333,7 +335,9 @@ class RunParameters:
     target_users: int = attrs.field(validator=c.USERS)
     spawn_rate: float = attrs.field(validator=c.SPAWN_RATE)
     target_url: str = attrs.field(validator=c.URL)
-    run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    run_time: str | None = attrs.field(
+        default=None, converter=c.seconds_as_duration, validator=c.optional(c.RUN_TIME)
+    )
     user_classes: tuple[str, ...] = attrs.field(
         default=(), converter=c.as_tuple, validator=c.USER_CLASSES
     )
@@ -360,7 +364,9 @@ class RunOverrides:
 
     target_users: int | None = attrs.field(default=None, validator=c.optional(c.USERS))
     spawn_rate: float | None = attrs.field(default=None, validator=c.optional(c.SPAWN_RATE))
-    run_time: str | None = attrs.field(default=None, validator=c.optional(c.RUN_TIME))
+    run_time: str | None = attrs.field(
+        default=None, converter=c.seconds_as_duration, validator=c.optional(c.RUN_TIME)
+    )
     target_url: str | None = attrs.field(default=None, validator=c.optional(c.URL))
     user_classes: tuple[str, ...] | None = attrs.field(
         default=None, validator=c.optional(c.USER_CLASSES)

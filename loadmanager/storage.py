@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._constraints import unicode_problem
+from ._suggest import did_you_mean
 from .errors import FieldError, ValidationError
 from .repositories._protocols import Storage
 
@@ -65,7 +66,10 @@ def connect(url: str, **options: Any) -> Storage:
         raise _refuse(url, f"the storage URL {problem or 'must not contain a NUL character'}")
     scheme, sep, rest = url.partition("://")
     if not sep and url.startswith("sqlite:"):
-        raise _refuse(url, "a SQLite URL is sqlite:///path (three slashes)")
+        path = url[len("sqlite:") :].lstrip("/")
+        raise _refuse(
+            url, f"a SQLite URL is sqlite:///path (three slashes): did you mean 'sqlite:///{path}'?"
+        )
     if not sep:
         raise _refuse(url, "the storage URL has no scheme")
     if scheme == "memory":
@@ -89,4 +93,5 @@ def connect(url: str, **options: Any) -> Storage:
             return MongoStorage(url, **options)
         except ValueError as exc:  # pymongo's own URL checks
             raise _driver_refused(url, _mongo_part(url), exc) from exc
-    raise _refuse(url, f"unknown storage scheme {scheme!r}")
+    known = ("memory", "sqlite", "mongodb", "mongodb+srv")
+    raise _refuse(url, f"unknown storage scheme {scheme!r}{did_you_mean(scheme, known)}")

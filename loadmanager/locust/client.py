@@ -109,7 +109,12 @@ class LocustClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _NotConnectedError(f"cannot connect to Locust at {url}: {exc}", url=url) from exc
         except httpx.TimeoutException as exc:
-            raise LocustTimeoutError(f"Locust at {url} did not answer in time", url=url) from exc
+            seconds = self._http.timeout.read
+            raise LocustTimeoutError(
+                f"Locust at {url} did not answer within the request timeout ({seconds:g} s, "
+                "ClusterConfig(timeout=...) or LocustClient(timeout=...)); raise it for a busy master",
+                url=url,
+            ) from exc
         except httpx.TransportError as exc:
             raise LocustConnectionError(
                 f"connection to Locust at {url} failed: {exc}", url=url
