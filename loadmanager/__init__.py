@@ -14,7 +14,7 @@ Importing this package performs no I/O and loads no optional dependency
 import importlib as _importlib
 import typing as _typing
 
-from ._serialization import from_json, to_json
+from ._serialization import from_dict, from_json, to_dict, to_json
 from .clock import Clock, IdFactory, SystemClock, new_id, utc_now
 from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
 from .errors import (
@@ -67,7 +67,13 @@ from .models import (
 )
 from .plotting import plot_comparison, plot_run, save_png
 from .queries import TrendPoint
-from .report import render_report, write_report, write_run_report
+from .report import (
+    render_comparison_report,
+    render_report,
+    write_comparison_report,
+    write_report,
+    write_run_report,
+)
 from .repositories import (
     LoadTestRepository,
     LoadTestRunRepository,
@@ -78,6 +84,7 @@ from .repositories import (
 )
 from .status import TRANSITIONS, MasterState, RunStatus
 from .storage import connect
+from .summary import Summary, exit_code, print_summary, summarize
 from .verdicts import CriterionResult, Outcome, Verdict
 
 # What needs httpx and tenacity (the Locust client, the Orchestrator, the HTTP
@@ -202,6 +209,7 @@ __all__ = [
     "StaleVersionError",
     "Stat",
     "Storage",
+    "Summary",
     "SystemClock",
     "TRANSITIONS",
     "Threshold",
@@ -213,17 +221,24 @@ __all__ = [
     "WorkerHealth",
     "__version__",
     "connect",
+    "exit_code",
+    "from_dict",
     "from_json",
     "http",
     "new_id",
     "plot_comparison",
     "plot_run",
+    "print_summary",
+    "render_comparison_report",
     "render_report",
     "save_png",
+    "summarize",
     "to_csv",
     "to_dataframe",
+    "to_dict",
     "to_json",
     "utc_now",
+    "write_comparison_report",
     "write_report",
     "write_run_report",
 ]

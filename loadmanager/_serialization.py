@@ -14,6 +14,8 @@ Two layout rules sit here and not in the models: ``audit`` and a run's
 from __future__ import annotations
 
 import enum
+import json
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -39,7 +41,7 @@ from .models import LoadTest, LoadTestRun, Threshold
 from .status import MasterState, RunStatus
 from .verdicts import Outcome
 
-__all__ = ["Converter", "from_json", "make_converter", "to_json"]
+__all__ = ["Converter", "from_dict", "from_json", "make_converter", "to_dict", "to_json"]
 
 T = TypeVar("T")
 DateFormat = Literal["iso", "native"]
@@ -269,7 +271,7 @@ class Converter:
             return self._conv.structure(data, cls)
         except ValidationError as exc:
             raise ValidationError(exc.errors, subject=subject or cls.__name__) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all are mapped
             # cattrs' exception group is internal detail: every problem it held
             # is in ``errors``, so the traceback shows one clean message.
             errors = _collect(exc, "")
@@ -346,21 +348,51 @@ def _collect(exc: BaseException, prefix: str) -> list[FieldError]:
 _JSON = Converter("iso")
 
 
-def to_json(model: Any) -> Any:
-    """The camelCase JSON document of a model, as the seed spells it.
+def to_dict(model: Any) -> Any:
+    """The camelCase document of a model (a dict, or a list of them), as the seed spells it.
 
-    Datetimes become ISO 8601 strings in UTC with milliseconds and a ``Z``.
+    Datetimes become ISO 8601 strings in UTC with milliseconds and a ``Z``, so
+    the result goes straight to ``json.dumps``; :func:`to_json` does that too.
     """
     return _JSON.unstructure(model)
 
 
-def from_json(cls: type[T], data: Any) -> T:
-    """Structure untrusted JSON data into a ``cls``.
+def to_json(model: Any, *, indent: int | None = None) -> str:
+    """The camelCase document of a model as JSON text (``to_dict`` then ``json.dumps``)."""
+    return json.dumps(to_dict(model), indent=indent, ensure_ascii=False)
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Structure an untrusted camelCase document (already parsed) into a ``cls``.
 
     Raises:
         ValidationError: listing every bad, missing or unknown field by its path.
     """
     return _JSON.structure(data, cls)
+
+
+def from_json(cls: type[T], text: str | bytes | Mapping[str, Any]) -> T:
+    """Parse JSON text and structure it into a ``cls``.
+
+    A parsed document (a dict) is still taken, as before 0.2, with a
+    ``DeprecationWarning``: use :func:`from_dict` for those.
+
+    Raises:
+        ValidationError: the text is not JSON, or the document is not a valid ``cls``.
+    """
+    if not isinstance(text, (str, bytes, bytearray)):
+        warnings.warn(
+            "from_json() of a parsed document is deprecated; use from_dict()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return from_dict(cls, text)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        # The decoder's message says where; its traceback says nothing more.
+        raise ValidationError.single("", f"is not JSON: {exc}", subject=cls.__name__) from None
+    return from_dict(cls, data)
 
 
 def make_converter(dates: DateFormat = "iso") -> Converter:

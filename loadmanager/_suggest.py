@@ -1,4 +1,4 @@
-""""Did you mean ...?" for names a person typed (standard library only)."""
+""" "Did you mean ...?" for names a person typed (standard library only)."""
 
 from __future__ import annotations
 

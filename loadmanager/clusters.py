@@ -34,11 +34,14 @@ __all__ = [
 ]
 
 
-def _master_url(_instance: object, _attribute: object, url: object) -> None:
+def _master_url(_instance: object, _attribute: object, url: Any) -> None:
     """Refuse a master address httpx could not reach, when it is registered."""
     if not isinstance(url, str):
         raise ValidationError.single("url", f"must be a string, not {type(url).__name__}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced IPv6 bracket, for one
+        raise ValidationError.single("url", f"is not a URL: {exc} (got {url!r})") from None
     if parts.scheme in ("http", "https") and parts.hostname:
         return
     hint = ""

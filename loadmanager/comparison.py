@@ -21,13 +21,15 @@ from collections.abc import Iterable
 
 import attrs
 
-from . import _html
+from . import _html, _units
 from .errors import ValidationError
 from .metrics import EndpointSummary, RunSummary
 
 __all__ = ["Comparison", "EndpointComparison", "FigureDelta", "Tolerances", "compare"]
 
 FIGURES = ("requests", "rps", "error_rate", "median", "p95", "p99")
+# Which metric's unit each compared figure is shown in.
+_UNIT_OF = {"requests": "requests", "rps": "rps", "error_rate": "error_rate"}
 
 
 @attrs.frozen
@@ -60,6 +62,15 @@ class FigureDelta:
         if self.baseline is None or self.current is None:
             return None
         return self.current - self.baseline
+
+    def show(self, value: float | None) -> str:
+        """A value of this figure in its unit (error rates in %)."""
+        return _units.show(_UNIT_OF.get(self.figure, self.figure), value)
+
+    @property
+    def change(self) -> str:
+        """The change as a person reads it: ``+12.5 %``, or ``+0.64 pp`` for error rates."""
+        return _units.change(_UNIT_OF.get(self.figure, self.figure), self.baseline, self.current)
 
     @property
     def delta_pct(self) -> float | None:
@@ -127,9 +138,9 @@ class Comparison:
                     [
                         e.key,
                         f.figure,
-                        _html.num(f.baseline),
-                        _html.num(f.current),
-                        _html.num(f.delta_pct, "%"),
+                        f.show(f.baseline),
+                        f.show(f.current),
+                        f.change,
                         "REGRESSION" if f.regression else "",
                     ]
                 )

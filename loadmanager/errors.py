@@ -196,7 +196,8 @@ class ClusterBusyError(ConflictError):
         self.active_run_id = active_run_id
         holder = f" by run {active_run_id!r}" if active_run_id else ""
         what_to_do = (
-            f"wait for it (orch.wait({active_run_id!r})), stop it (orch.stop_run({active_run_id!r})), "
+            f"wait for it (orch.wait({active_run_id!r})), "
+            f"stop it (orch.stop_run({active_run_id!r})), "
             if active_run_id
             else "wait for its active run to end, stop it, "
         )

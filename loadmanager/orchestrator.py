@@ -17,12 +17,13 @@ import attrs
 
 from . import _constraints as c
 from ._progress import Progress, describe
-from ._serialization import from_json, to_json
+from ._serialization import from_dict, to_dict
 from .catalog import Tenants
 from .clock import Clock, IdFactory, as_clock, new_id
 from .clusters import ClientFactory, ClientPool, ClusterRegistry, default_client_factory
 from .errors import (
     ClusterBusyError,
+    NotFoundError,
     StaleVersionError,
     ValidationError,
     WaitTimeoutError,
@@ -37,6 +38,7 @@ from .monitor import Monitor
 from .queries import frozen_baseline
 from .repositories import Storage
 from .status import ACTIVE_STATUSES
+from .summary import print_summary
 
 __all__ = ["Orchestrator"]
 
@@ -135,7 +137,7 @@ class Orchestrator(LocustfileCatalog):
         """
         self._check_open()
         actor = c.checked_actor(actor)
-        spec = payload if isinstance(payload, LoadTestSpec) else from_json(LoadTestSpec, payload)
+        spec = payload if isinstance(payload, LoadTestSpec) else from_dict(LoadTestSpec, payload)
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
         self.clusters.check_tenant(spec.locust_cluster_id, spec.tenant_id)
@@ -166,8 +168,8 @@ class Orchestrator(LocustfileCatalog):
         _check_version("LoadTest", current, expected_version)
         if not isinstance(changes, Mapping):
             raise ValidationError.single("", "must be an object")
-        base = {k: v for k, v in to_json(current.spec()).items() if k != "createdBy"}
-        spec = from_json(LoadTestSpec, {**base, **changes})
+        base = {k: v for k, v in to_dict(current.spec()).items() if k != "createdBy"}
+        spec = from_dict(LoadTestSpec, {**base, **changes})
         c.check_claimed_creator(spec.created_by, actor)
         self._check_writable(spec.tenant_id, tenants)
         where = (spec.locust_cluster_id, spec.tenant_id, spec.locustfile)
@@ -252,7 +254,7 @@ class Orchestrator(LocustfileCatalog):
         if overrides is None:
             overrides = RunOverrides()
         elif not isinstance(overrides, RunOverrides):
-            overrides = from_json(RunOverrides, overrides)
+            overrides = from_dict(RunOverrides, overrides)
         c.check_claimed_creator(overrides.created_by, actor)
         self.clusters.check_tenant(test.locust_cluster_id, test.tenant_id)
         code = self._checked_locustfile(test.locust_cluster_id, test.locustfile, test.tenant_id)
@@ -303,6 +305,7 @@ class Orchestrator(LocustfileCatalog):
         timeout: float | None = None,
         *,
         progress: bool = False,
+        summary: bool = False,
         tenants: Tenants = None,
     ) -> LoadTestRun:
         """Block until the run ends and return it.
@@ -311,6 +314,9 @@ class Orchestrator(LocustfileCatalog):
             timeout: Seconds to wait at most; WaitTimeoutError after that (the
                 run goes on).
             progress: Show elapsed time, users and rps live (terminal or Jupyter).
+            summary: Print the end-of-run summary when it ends
+                (:func:`~loadmanager.print_summary`: rich in a terminal, plain
+                text in a log, HTML in Jupyter).
         """
         clock = self.clock
         deadline = None if timeout is None else clock.monotonic() + timeout
@@ -321,6 +327,8 @@ class Orchestrator(LocustfileCatalog):
             line = describe(run, self._latest(run), clock.now()) if progress else ""
             if run.status.is_terminal:
                 display.close(line)
+                if summary:
+                    self._print_summary(run, tenants)
                 return run
             if not self.monitor.running and clock.monotonic() - last_poll >= self.poll_interval:
                 last_poll = clock.monotonic()
@@ -331,6 +339,13 @@ class Orchestrator(LocustfileCatalog):
                 display.close(line)
                 raise WaitTimeoutError(run_id, run.status.value, timeout or 0.0)
             clock.sleep(0.25)
+
+    def _print_summary(self, run: LoadTestRun, tenants: Tenants) -> None:
+        try:
+            test: LoadTest | None = self.get_load_test(run.load_test_id, tenants=tenants)
+        except NotFoundError:
+            test = None  # deleted since: the summary goes on without its name
+        print_summary(run, test)
 
     def _latest(self, run: LoadTestRun) -> MetricSnapshot | None:
         since = self.clock.now() - timedelta(seconds=3 * run.parameters.poll_interval)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from . import _html
+from . import _html, _units
 
 __all__ = ["CriterionResult", "Outcome", "Verdict"]
 
@@ -48,6 +48,30 @@ class CriterionResult:
     reason: str | None = None
     baseline: float | None = None
     at: datetime | None = None
+
+    @property
+    def observed_text(self) -> str:
+        """The observed figure in the metric's own unit (``1.46 %``, ``312 ms``)."""
+        return _units.show(self.metric, self.observed)
+
+    @property
+    def threshold_text(self) -> str:
+        """The limit as a person reads it: ``< 1 %``, ``<= 300 ms``."""
+        return f"{self.op} {_units.show(self.metric, self.threshold)}"
+
+    @property
+    def why(self) -> str:
+        """Why it came out as it did; empty for a criterion that held."""
+        if self.reason:
+            return self.reason
+        if self.outcome is not Outcome.FAILED:
+            return ""
+        text = f"{self.observed_text} is not {self.threshold_text}"
+        if self.baseline is not None:
+            text += f" (baseline {_units.show(self.metric, self.baseline)})"
+        if self.at is not None:
+            text += f"; broke at {self.at:%H:%M:%S}"
+        return text
 
 
 def _results(value: Iterable[CriterionResult]) -> tuple[CriterionResult, ...]:
@@ -96,15 +120,10 @@ class Verdict:
     def results_html(self) -> str:
         """The criteria, their observed figures and outcomes, as an HTML table."""
         rows = [
-            [
-                r.criterion,
-                "-" if r.observed is None else f"{r.observed:.4g}",
-                r.outcome.value,
-                r.reason or "",
-            ]
+            [r.criterion, r.observed_text, r.threshold_text, r.outcome.value, r.why]
             for r in self.results
         ]
-        return _html.table(["criterion", "observed", "outcome", "why"], rows)
+        return _html.table(["criterion", "observed", "limit", "outcome", "why"], rows)
 
     @property
     def exit_code(self) -> int:

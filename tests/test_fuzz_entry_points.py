@@ -49,7 +49,7 @@ class World:
         tests = self.storage.load_tests.find(lm.LoadTestFilter(limit=10_000))
         runs = self.storage.runs.find(lm.RunFilter(limit=10_000))
         counts = [self.storage.metrics.count(r.id) for r in runs]
-        return json.dumps([lm.to_json(tests), lm.to_json(runs), counts], sort_keys=True)
+        return json.dumps([lm.to_dict(tests), lm.to_dict(runs), counts], sort_keys=True)
 
     def close(self) -> None:
         self.orch.close()

@@ -24,7 +24,7 @@ def test_render_of_parse_is_the_identity_on_canonical_strings(threshold: lm.Thre
 
 @given(thresholds())
 def test_the_object_form_round_trips_through_json(threshold: lm.Threshold) -> None:
-    assert lm.from_json(lm.Threshold, lm.to_json(threshold)) == threshold
+    assert lm.from_dict(lm.Threshold, lm.to_dict(threshold)) == threshold
 
 
 @settings(max_examples=1000)
@@ -112,10 +112,10 @@ def test_a_load_test_takes_strings_and_objects_and_points_at_the_bad_one() -> No
         ],
     }  # fmt: skip
     with pytest.raises(lm.ValidationError) as info:
-        lm.from_json(lm.LoadTestSpec, body)
+        lm.from_dict(lm.LoadTestSpec, body)
     found = {e.path: e.message for e in info.value.errors}
     assert set(found) == {"thresholds[2]", "thresholds[3].windowMode"}
     assert "position" in found["thresholds[2]"]
     body["thresholds"] = body["thresholds"][:2]  # type: ignore[index]
-    spec = lm.from_json(lm.LoadTestSpec, body)
+    spec = lm.from_dict(lm.LoadTestSpec, body)
     assert [render(t) for t in spec.thresholds] == ["p95 < 300ms", "error_rate < 1%"]

@@ -269,7 +269,7 @@ def test_editing_the_criteria_mid_run_does_not_change_its_verdict(
     assert ended.verdict.passed  # judged by the criteria it started with
     [result] = ended.verdict.results
     assert result.criterion == "error_rate < 50%"
-    assert lm.to_json(ended)["thresholds"] == [lm.to_json(t) for t in run.parameters.thresholds]
+    assert lm.to_dict(ended)["thresholds"] == [lm.to_dict(t) for t in run.parameters.thresholds]
 
 
 def test_the_baseline_figures_are_frozen_at_the_start(

@@ -70,7 +70,8 @@ def test_a_validation_error_prints_one_message_not_cattrs_internals(
     assert "site-packages/cattrs" not in printed
     assert "During handling of the above exception" not in printed
     assert "ClassValidationError" not in printed
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
     assert info.value.paths == ("colour",)
 
 

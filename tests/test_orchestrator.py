@@ -92,7 +92,7 @@ def test_create_a_load_test_with_all_fields(orch: lm.Orchestrator, clock: Manual
     test = create(
         orch, defaultRunTime="1m", thresholds=[{"metric": "p95", "op": "<", "value": 500}]
     )
-    doc = lm.to_json(test)
+    doc = lm.to_dict(test)
     for key, value in SEED_BODY.items():
         assert doc[key] == value
     assert doc["defaultRunTime"] == "1m"
@@ -340,7 +340,7 @@ def test_a_closed_orchestrator_refuses_work(orch: lm.Orchestrator) -> None:
 
 
 def test_the_seed_example_is_a_valid_json_document_after_create(orch: lm.Orchestrator) -> None:
-    doc = lm.to_json(create(orch))
+    doc = lm.to_dict(create(orch))
     assert json.loads(json.dumps(doc))["createdBy"] == ACTOR
 
 

@@ -26,13 +26,13 @@ def test_json_round_trip_is_the_identity(pair: tuple[type, Any]) -> None:
     cls, model = pair
     import json
 
-    doc = json.loads(json.dumps(lm.to_json(model)))
-    assert lm.from_json(cls, doc) == model
+    doc = json.loads(json.dumps(lm.to_dict(model)))
+    assert lm.from_dict(cls, doc) == model
 
 
 def _only_model_or_validation_error(cls: type, data: Any) -> None:
     try:
-        result = lm.from_json(cls, data)
+        result = lm.from_dict(cls, data)
     except lm.ValidationError as exc:
         errors = exc.errors
     else:
@@ -54,7 +54,7 @@ def test_arbitrary_json_gives_a_model_or_a_validation_error(cls: type, data: Any
 _VALID_DOCS = {
     lm.LoadTestSpec: {
         k: v
-        for k, v in lm.to_json(make_load_test()).items()
+        for k, v in lm.to_dict(make_load_test()).items()
         if k
         in {
             "name",
@@ -71,8 +71,8 @@ _VALID_DOCS = {
             "thresholds",
         }
     },
-    lm.LoadTest: lm.to_json(make_load_test()),
-    lm.LoadTestRun: lm.to_json(make_run(make_load_test())),
+    lm.LoadTest: lm.to_dict(make_load_test()),
+    lm.LoadTestRun: lm.to_dict(make_run(make_load_test())),
     lm.RunOverrides: {"targetUsers": 5, "spawnRate": 1, "runTime": "10s", "tags": ["a"]},
 }
 

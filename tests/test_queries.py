@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import struct
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_comparing_a_run_without_summary_is_a_validation_error() -> None:
 
 def test_comparisons_round_trip_as_json() -> None:
     c = lm.comparison.compare("run", RUN, "base", BASE)
-    assert lm.from_json(lm.Comparison, lm.to_json(c)) == c
+    assert lm.from_dict(lm.Comparison, lm.to_dict(c)) == c
 
 
 def test_summary_exports_to_csv_and_dataframe_with_the_same_columns() -> None:
@@ -177,11 +178,24 @@ def test_the_report_is_self_contained_and_holds_the_figures(tmp_path: Path) -> N
             T0 + timedelta(seconds=1), T0 + timedelta(seconds=2), 1, *(lm.Stat(2.0, 3.0, 4.0),) * 5
         ),
     ]
-    path = lm.write_report(tmp_path / "report.html", run, test, series)
-    html = path.read_text()
+    html = lm.render_report(run, test, series)
     assert html.startswith("<!DOCTYPE html>")
     assert ">12,345</td>" in html
     assert ">67</td>" in html
-    assert html.count("<svg") == 3
-    assert "http://" not in html.replace(test.target_url, "")  # nothing fetched from a network
-    assert "<script" not in html
+    assert "new uPlot(" in html  # the chart library is inlined ...
+    for fetching in ("src=", "<link", "@import", "url("):  # ... and nothing is fetched
+        assert fetching not in html
+    charts = json.loads(html.split("LMCharts.draw(document.getElementById('charts'), ")[1]
+                        .split(");</script>")[0])  # fmt: skip
+    assert [c["id"] for c in charts] == ["load", "latency"]
+    assert charts[0]["series"][0]["values"] == [2.0, 3.0]  # the buckets' averages
+
+
+def test_the_deprecated_write_report_order_still_writes_with_a_warning(tmp_path: Path) -> None:
+    test = make_load_test()
+    run = make_run(
+        test, status=RunStatus.FINISHED, summary=summary(row("GET /a", 5, 0, 1, 1, 1, 1))
+    )
+    with pytest.warns(DeprecationWarning, match=r"write_report\(orch, run_id, path\)"):
+        path = lm.write_report(tmp_path / "old.html", run, test, [])
+    assert ">5</td>" in path.read_text()

@@ -19,12 +19,12 @@ SEED_RUN = seed_run_body()
 
 def errors_of(cls: type, data: Any) -> dict[str, str]:
     with pytest.raises(lm.ValidationError) as info:
-        lm.from_json(cls, data)
+        lm.from_dict(cls, data)
     return {e.path: e.message for e in info.value.errors}
 
 
 def test_the_seed_load_test_body_structures_as_written() -> None:
-    spec = lm.from_json(lm.LoadTestSpec, SEED_LOAD_TEST)
+    spec = lm.from_dict(lm.LoadTestSpec, SEED_LOAD_TEST)
     assert spec.name == "API Load Test"
     assert spec.tags == ("api", "prod")
     assert spec.locust_cluster_id == "cluster-1"
@@ -34,7 +34,7 @@ def test_the_seed_load_test_body_structures_as_written() -> None:
 
 
 def test_the_seed_run_body_structures_as_written() -> None:
-    overrides = lm.from_json(lm.RunOverrides, SEED_RUN)
+    overrides = lm.from_dict(lm.RunOverrides, SEED_RUN)
     params = overrides.resolve(make_load_test(default_users=5, default_run_time="1m"))
     assert (params.target_users, params.spawn_rate, params.run_time) == (200, 20.0, "1m")
     assert params.run_time_seconds == 60
@@ -43,7 +43,7 @@ def test_the_seed_run_body_structures_as_written() -> None:
 def test_one_error_names_every_bad_field() -> None:
     body = {**SEED_LOAD_TEST, "defaultUsers": -5, "targetUrl": "ftp://x", "colour": "red"}
     with pytest.raises(lm.ValidationError) as info:
-        lm.from_json(lm.LoadTestSpec, body)
+        lm.from_dict(lm.LoadTestSpec, body)
     found = {e.path: e.message for e in info.value.errors}
     assert found == {
         "defaultUsers": "must be >= 1",
@@ -122,33 +122,33 @@ def test_nested_errors_carry_the_full_path() -> None:
 
 def test_a_load_test_document_is_flat_camel_case_json() -> None:
     test = make_load_test(id="abc", at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc))
-    doc = lm.to_json(test)
+    doc = lm.to_dict(test)
     assert json.loads(json.dumps(doc)) == doc
     assert doc["id"] == "abc"
     assert doc["createdAt"] == "2025-01-02T03:04:05.678Z"
     assert doc["createdBy"] == doc["updatedBy"] == "user@example.com"
     assert {"tenantId", "envId", "locustClusterId", "defaultUsers", "defaultSpawnRate"} <= set(doc)
     assert "audit" not in doc
-    assert lm.from_json(lm.LoadTest, doc) == test
+    assert lm.from_dict(lm.LoadTest, doc) == test
 
 
 def test_a_run_document_carries_the_seed_names_at_the_top_level() -> None:
     run = make_run(make_load_test(), status=lm.RunStatus.FINISHED, summary=make_summary())
-    doc = lm.to_json(run)
+    doc = lm.to_dict(run)
     assert doc["loadTestId"] == run.load_test_id
     assert doc["targetUsers"] == run.parameters.target_users
     assert doc["spawnRate"] == run.parameters.spawn_rate
     assert doc["status"] == "finished"
     assert doc["summary"]["aggregated"]["percentiles"]["p999"] == 85
-    assert lm.from_json(lm.LoadTestRun, doc) == run
+    assert lm.from_dict(lm.LoadTestRun, doc) == run
 
 
 def test_a_snapshot_document_names_its_run_load_test_run_id() -> None:
     snap = make_snapshot("run-1", datetime(2025, 1, 1, tzinfo=timezone.utc))
-    doc = lm.to_json(snap)
+    doc = lm.to_dict(snap)
     assert doc["loadTestRunId"] == "run-1"
     assert doc["endpoints"][0]["method"] == "GET"
-    assert lm.from_json(lm.MetricSnapshot, doc) == snap
+    assert lm.from_dict(lm.MetricSnapshot, doc) == snap
 
 
 @pytest.mark.parametrize(
@@ -162,19 +162,19 @@ def test_a_snapshot_document_names_its_run_load_test_run_id() -> None:
     ],
 )
 def test_times_are_read_as_utc_with_millisecond_precision(text: str, expected: datetime) -> None:
-    doc = {**lm.to_json(make_load_test()), "createdAt": text}
-    assert lm.from_json(lm.LoadTest, doc).audit.created_at == expected
+    doc = {**lm.to_dict(make_load_test()), "createdAt": text}
+    assert lm.from_dict(lm.LoadTest, doc).audit.created_at == expected
 
 
 def test_a_time_without_zone_is_refused() -> None:
-    doc = {**lm.to_json(make_load_test()), "createdAt": "2025-01-02T03:04:05"}
+    doc = {**lm.to_dict(make_load_test()), "createdAt": "2025-01-02T03:04:05"}
     assert errors_of(lm.LoadTest, doc) == {
         "createdAt": "must carry a time zone (end it with Z for UTC)"
     }
 
 
 def test_an_unknown_status_is_refused_with_the_allowed_ones() -> None:
-    doc = {**lm.to_json(make_run(make_load_test())), "status": "exploded"}
+    doc = {**lm.to_dict(make_run(make_load_test())), "status": "exploded"}
     assert errors_of(lm.LoadTestRun, doc) == {
         "status": "must be one of pending, running, stopping, finished, stopped, failed"
     }

@@ -141,4 +141,4 @@ def test_past_the_buffer_the_oldest_snapshots_are_dropped_and_counted() -> None:
     assert kept == [3, 4, 5, 6]  # slots 1 and 2 were the oldest held: dropped
     assert ended.status is lm.RunStatus.STOPPED
     assert ended.snapshots_dropped == 2
-    assert lm.to_json(ended)["snapshotsDropped"] == 2
+    assert lm.to_dict(ended)["snapshotsDropped"] == 2

@@ -87,7 +87,7 @@ _WRITER = textwrap.dedent(
         r = s.runs.add(make_run(t, status=RunStatus.FINISHED, summary=make_summary()))
         snap = make_snapshot(r.id, datetime(2025, 1, 1, 0, 0, 1, 123000, tzinfo=timezone.utc))
         s.metrics.add(snap)
-        print(json.dumps([lm.to_json(t), lm.to_json(r), lm.to_json(snap)]))
+        print(json.dumps([lm.to_dict(t), lm.to_dict(r), lm.to_dict(snap)]))
     """
 )
 
@@ -99,10 +99,10 @@ def test_data_written_by_one_process_reads_back_identically_in_another(tmp_path:
     ).stdout
     test_doc, run_doc, snap_doc = json.loads(out)
     with lm.connect(url) as storage:
-        assert lm.to_json(storage.load_tests.get(test_doc["id"])) == test_doc
-        assert lm.to_json(storage.runs.get(run_doc["id"])) == run_doc
+        assert lm.to_dict(storage.load_tests.get(test_doc["id"])) == test_doc
+        assert lm.to_dict(storage.runs.get(run_doc["id"])) == run_doc
         [snap] = storage.metrics.snapshots(run_doc["id"])
-        assert lm.to_json(snap) == snap_doc
+        assert lm.to_dict(snap) == snap_doc
 
 
 def test_a_version_1_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .._serialization import from_json, to_json
+from .._serialization import from_dict, to_dict
 from ..errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -319,7 +319,7 @@ class Api:
         if text is None:
             return None
         try:
-            return from_json(_TimeBox, {"at": text}).at
+            return from_dict(_TimeBox, {"at": text}).at
         except ValidationError as exc:
             raise ValidationError.single(name, exc.errors[0].message) from None
 
@@ -346,7 +346,7 @@ class Api:
         more = len(items) > offset + limit and offset + limit < MAX_LIMIT
         cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode().rstrip("=")
         return ApiResponse(
-            200, {"items": to_json(list(page)), "nextCursor": cursor if more else None}
+            200, {"items": to_dict(list(page)), "nextCursor": cursor if more else None}
         )
 
     def _if_match(self, request: ApiRequest) -> int | None:
@@ -363,7 +363,7 @@ class Api:
     def create_test(self, request: ApiRequest, who: Principal) -> ApiResponse:
         test = self.orch.create_load_test(self._json(request), actor=who.actor, tenants=who.tenants)
         headers = {**_etag(test.version), "Location": f"/v1/load-tests/{test.id}"}
-        return ApiResponse(201, to_json(test), headers)
+        return ApiResponse(201, to_dict(test), headers)
 
     def list_tests(self, request: ApiRequest, who: Principal) -> ApiResponse:
         offset, limit = self._page(request)
@@ -380,7 +380,7 @@ class Api:
 
     def get_test(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         found = self.orch.get_load_test(test, tenants=who.tenants)
-        return ApiResponse(200, to_json(found), _etag(found.version))
+        return ApiResponse(200, to_dict(found), _etag(found.version))
 
     def update_test(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         expected = self._if_match(request)
@@ -389,7 +389,7 @@ class Api:
                 test, self._json(request), actor=who.actor, expected_version=expected,
                 tenants=who.tenants,
             )  # fmt: skip
-        return ApiResponse(200, to_json(updated), _etag(updated.version))
+        return ApiResponse(200, to_dict(updated), _etag(updated.version))
 
     def delete_test(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         expected = self._if_match(request)
@@ -407,7 +407,7 @@ class Api:
             limit=self._int(request, "limit", DEFAULT_LIMIT, 1, 1000),
             tenants=who.tenants,
         )
-        return ApiResponse(200, {"items": to_json(points)})
+        return ApiResponse(200, {"items": to_dict(points)})
 
     # -- runs -------------------------------------------------------------------
 
@@ -416,7 +416,7 @@ class Api:
             test, self._json(request, optional=True), actor=who.actor, tenants=who.tenants
         )
         return ApiResponse(
-            201, to_json(run), {**_etag(run.version), "Location": f"/v1/runs/{run.id}"}
+            201, to_dict(run), {**_etag(run.version), "Location": f"/v1/runs/{run.id}"}
         )
 
     def _list_runs(
@@ -445,11 +445,11 @@ class Api:
 
     def get_run(self, request: ApiRequest, who: Principal, run: str) -> ApiResponse:
         found = self.orch.get_run(run, tenants=who.tenants)
-        return ApiResponse(200, to_json(found), _etag(found.version))
+        return ApiResponse(200, to_dict(found), _etag(found.version))
 
     def stop_run(self, request: ApiRequest, who: Principal, run: str) -> ApiResponse:
         stopped = self.orch.stop_run(run, actor=who.actor, tenants=who.tenants)
-        return ApiResponse(200, to_json(stopped), _etag(stopped.version))
+        return ApiResponse(200, to_dict(stopped), _etag(stopped.version))
 
     # -- metrics ------------------------------------------------------------------
 
@@ -462,11 +462,11 @@ class Api:
             end=self._time(request, "end"),
             tenants=who.tenants,
         )
-        return ApiResponse(200, {"loadTestRunId": run, "buckets": to_json(buckets)})
+        return ApiResponse(200, {"loadTestRunId": run, "buckets": to_dict(buckets)})
 
     def endpoints(self, request: ApiRequest, who: Principal, run: str) -> ApiResponse:
         rows = self.orch.endpoint_stats(run, tenants=who.tenants)
-        return ApiResponse(200, {"loadTestRunId": run, "endpoints": to_json(list(rows))})
+        return ApiResponse(200, {"loadTestRunId": run, "endpoints": to_dict(list(rows))})
 
     def summary(self, request: ApiRequest, who: Principal, run: str) -> ApiResponse:
         found = self.orch.get_run(run, tenants=who.tenants)
@@ -475,8 +475,8 @@ class Api:
             {
                 "loadTestRunId": run,
                 "status": found.status.value,
-                "summary": to_json(found.summary),
-                "verdict": to_json(found.verdict),
+                "summary": to_dict(found.summary),
+                "verdict": to_dict(found.verdict),
             },
         )
 
@@ -527,11 +527,11 @@ class Api:
                 "baseline", "is required: the id of the run to compare with"
             )
         result = self.orch.compare(run, baseline, tenants=who.tenants)
-        return ApiResponse(200, to_json(result))
+        return ApiResponse(200, to_dict(result))
 
 
 def _locustfile_json(locustfile: Locustfile, *, content: bool) -> dict[str, Any]:
-    doc: dict[str, Any] = to_json(locustfile)
+    doc: dict[str, Any] = to_dict(locustfile)
     if not content:
         doc.pop("content", None)
     return {**doc, "sha256": locustfile.sha256, "size": locustfile.size}

@@ -112,7 +112,8 @@ class LocustClient:
             seconds = self._http.timeout.read
             raise LocustTimeoutError(
                 f"Locust at {url} did not answer within the request timeout ({seconds:g} s, "
-                "ClusterConfig(timeout=...) or LocustClient(timeout=...)); raise it for a busy master",
+                "ClusterConfig(timeout=...) or LocustClient(timeout=...)); "
+                "raise it for a busy master",
                 url=url,
             ) from exc
         except httpx.TransportError as exc:
