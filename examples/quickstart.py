@@ -4,9 +4,9 @@ Starts a small local target and the embedded SQLite storage; creates the seed's
 example load test pointed at the target, naming ``locustfile.py`` from this
 folder; runs it for about 15 seconds on a Locust cluster (one master, two
 workers) that the LocalProvider makes for this run from that file's content,
-with a live progress line; prints the summary table and the verdict, and the
-SHA-256 of the locustfile that ran. Exits 0 when the run finished and its
-cluster is gone.
+with a live progress line; prints the end-of-run summary (endpoints, criteria,
+failures, the verdict and the SHA-256 of the locustfile that ran) and writes the
+HTML report. Exits 0 when the run finished and its cluster is gone.
 
     pip install -e '.[local]'
     python examples/quickstart.py
@@ -22,29 +22,6 @@ import loadmanager as lm
 from loadmanager.testing.target import TargetServer
 
 HERE = Path(__file__).parent
-
-
-def print_summary(run: lm.LoadTestRun) -> None:
-    summary = run.summary
-    if summary is None:
-        print(f"run {run.id} ended {run.status.value} without a summary: {run.failure_reason}")
-        return
-    print(
-        f"\n{'endpoint':<16}{'requests':>9}{'fails':>7}{'rps':>8}{'median':>8}{'p95':>6}{'p99':>6}"
-    )
-    for row in (*summary.endpoints, summary.aggregated):
-        p = row.percentiles
-        print(
-            f"{row.key:<16}{row.num_requests:>9}{row.num_failures:>7}{row.requests_per_sec:>8.1f}"
-            f"{row.median_response_time or 0:>8.0f}{p.p95 or 0:>6.0f}{p.p99 or 0:>6.0f}"
-        )
-    if run.verdict is None:
-        print("\nverdict: none (the test has no thresholds)")
-        return
-    print(f"\nverdict: {run.verdict.outcome.value}")
-    for result in run.verdict.results:
-        observed = "n/a" if result.observed is None else f"{result.observed:.4g}"
-        print(f"  {result.outcome.value:<13} {result.criterion:<32} observed {observed}")
 
 
 def main(db_path: str | None = None) -> int:
@@ -91,10 +68,12 @@ def main(db_path: str | None = None) -> int:
         workers = run.parameters.workers
         master = run.cluster.master_url if run.cluster else "?"
         print(f"started run {run.id}: 20 users for 15 s on {workers} workers, master {master}")
-        run = orch.wait(run.id, timeout=120, progress=True)
-        print_summary(run)
-        print(f"\nlocustfile.py ran as sha256 {run.parameters.locustfile_sha256}")
+        # The k6-style summary: endpoints, criteria with their observed figures,
+        # failures, warnings and the verdict (rich tables in a terminal).
+        run = orch.wait(run.id, timeout=120, progress=True, summary=True)
+        report = lm.write_report(orch, run.id, Path(db_path).parent / "report.html")
         print(f"{len(orch.snapshots(run.id))} snapshots stored in {db_path}")
+        print(f"report (charts, one self-contained file): {report}")
     # Closed, the Orchestrator has finished releasing: no Locust process is left.
     left = local.held()
     if left:

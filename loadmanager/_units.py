@@ -38,12 +38,14 @@ def show(metric: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     kind = unit(metric)
+    # Fixed decimals per unit, so a column of figures lines up and 51 ms never
+    # sits beside 51.0 ms.
     if kind == "%":
-        return f"{_number(100.0 * value, 2)} %"
+        return f"{100.0 * value:,.2f} %"
     if kind == "/s":
-        return f"{_number(value, 1)}/s"
+        return f"{value:,.1f}/s"
     if kind == "ms":
-        return f"{_number(value, 1 if abs(value) < 100 else 0)} ms"
+        return f"{value:,.{1 if abs(value) < 10 else 0}f} ms"
     return _number(value, 1)
 
 

@@ -58,20 +58,21 @@ def _ts(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def _grid(buckets: Sequence[Sequence[SeriesBucket]]) -> list[float]:
+def _grid(buckets: Sequence[Sequence[SeriesBucket]], poll_interval: float) -> list[float]:
     """The x values (epoch seconds) of every bucket, with one null slot per gap.
 
-    A bucket with no snapshot is left out by the queries; where two stored
-    buckets are further apart than one and a half widths, a point with no
-    values goes between them, so the line breaks instead of bridging the gap.
+    A bucket with no snapshot is left out by the queries. Points are expected
+    one bucket width apart, or one poll interval when buckets are narrower than
+    that; where two are further apart than one and a half of that, a point with
+    no values goes between them, so the line breaks instead of bridging a gap.
     """
     starts = sorted({_ts(b.start) for series in buckets for b in series})
     widths = [(_ts(b.end) - _ts(b.start)) for series in buckets for b in series]
-    width = min((w for w in widths if w > 0), default=0.0)
+    step = max(min((w for w in widths if w > 0), default=0.0), poll_interval)
     grid: list[float] = []
     for t in starts:
-        if grid and width and t - grid[-1] > 1.5 * width:
-            grid.append(grid[-1] + width)
+        if grid and t - grid[-1] > 1.5 * step:
+            grid.append(grid[-1] + step)
         grid.append(t)
     return grid
 
@@ -114,7 +115,7 @@ def run_charts(
         endpoints: Each endpoint's own series, by ``"METHOD name"``.
     """
     endpoints = dict(endpoints or {})
-    grid = _grid([series, *endpoints.values()])
+    grid = _grid([series, *endpoints.values()], run.parameters.poll_interval)
     t0 = _ts(run.started_at) if run.started_at else (grid[0] if grid else 0.0)
     markers = _markers(run)
     base = {"x": grid, "t0": t0, "xmode": "time", "markers": markers}

@@ -95,7 +95,7 @@ def render_report(
         [
             f"<h1>{_html.esc(title)}</h1>",
             "<h2>Summary</h2>",
-            summarize(run, test, failures=100)._repr_html_(),
+            summarize(run, test, failures=100).html(title=False),
             "" if run.failures else "<p class='lm-note'>No failures recorded.</p>",
             "<h2>Over time</h2>",
             _CHARTS_NOTE,

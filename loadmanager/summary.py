@@ -120,7 +120,11 @@ class Summary:
         return self.text()
 
     def _repr_html_(self) -> str:
-        parts = [f"<h4>{_html.esc(self.title)}</h4>", _html.kv(self.facts)]
+        return self.html()
+
+    def html(self, *, title: bool = True) -> str:
+        """The HTML form (Jupyter shows it); ``title=False`` for a page that has one."""
+        parts = [f"<h4>{_html.esc(self.title)}</h4>" if title else "", _html.kv(self.facts)]
         for section in self.sections:
             parts.append(f"<h5>{_html.esc(section.title)}</h5>")
             parts.append(_html.table(section.headers, section.rows, text=section.text))

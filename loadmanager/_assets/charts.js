@@ -66,11 +66,13 @@
     var scales = { x: { time: spec.xmode === "time" } };
     var axes = [];
     if (spec.xmode === "time") {
-      axes.push({ scale: "x", side: 2, label: "time (UTC)", stroke: ink, grid: { stroke: grid },
-                  values: function (u, splits) { return splits.map(clockText); } });
-      axes.push({ scale: "x", side: 0, label: "elapsed (m:ss)", stroke: ink, grid: { show: false },
+      // Two lines per tick: the wall clock, and the time since the run started.
+      axes.push({ scale: "x", side: 2, label: "time (UTC) and elapsed since start", stroke: ink,
+                  grid: { stroke: grid }, size: 64, space: 70,
                   values: function (u, splits) {
-                    return splits.map(function (v) { return elapsedText(v - spec.t0); });
+                    return splits.map(function (v) {
+                      return v == null ? "" : clockText(v) + "\n+" + elapsedText(v - spec.t0);
+                    });
                   } });
     } else {
       axes.push({ scale: "x", side: 2, label: "elapsed since start (m:ss)", stroke: ink,

@@ -1,0 +1,5 @@
+"""``python -m loadmanager``: the same as the ``loadmanager`` console script."""
+
+from .cli import main
+
+main()
