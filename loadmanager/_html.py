@@ -7,7 +7,7 @@ They take plain strings and numbers, so the domain models can use them for their
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 __all__ = ["esc", "kv", "num", "table"]
 
@@ -32,11 +32,18 @@ def num(value: float | int | None, unit: str = "", digits: int = 1) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, text: int = 1) -> str:
-    """A small HTML table; cells are escaped. The first ``text`` columns align left."""
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], *, text: int | Collection[int] = 1
+) -> str:
+    """A small HTML table; cells are escaped.
+
+    Columns of words align left, figures right: ``text`` is how many leading
+    columns hold words, or the indexes of those that do.
+    """
+    left = range(text) if isinstance(text, int) else text
 
     def cell(tag: str, value: object, index: int) -> str:
-        align = "left" if index < text else "right"
+        align = "left" if index in left else "right"
         return f"<{tag} {_CELL.format(align=align)}>{esc(value)}</{tag}>"
 
     head = "".join(cell("th", h, i) for i, h in enumerate(headers))

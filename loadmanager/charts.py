@@ -126,7 +126,7 @@ def run_charts(
             "title": "Load: requests/s and failures/s (left), users (right)",
             "axes": {
                 "req": {"label": "requests/s", "side": "left"},
-                "users": {"label": "users", "side": "right"},
+                "users": {"label": "users", "side": "right", "whole": True},
             },
             "series": [
                 _line("requests/s", "req", RPS, _column(grid, series, "current_rps")),

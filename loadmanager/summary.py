@@ -73,13 +73,18 @@ def exit_code(run: LoadTestRun) -> int:
 class Section:
     """One table of the summary: a title, its column headers and rows of text.
 
-    The first ``text`` columns hold words (aligned left), the rest figures.
+    ``text`` says which columns hold words (aligned left): how many leading
+    ones, or their indexes; the rest hold figures.
     """
 
     title: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    text: int = 1
+    text: int | tuple[int, ...] = 1
+
+    def left(self, index: int) -> bool:
+        """Whether column ``index`` holds words (aligned left)."""
+        return index < self.text if isinstance(self.text, int) else index in self.text
 
 
 @attrs.frozen
@@ -152,7 +157,7 @@ class Summary:
         for section in self.sections:
             table = rich_table.Table(title=section.title, title_justify="left", title_style="bold")
             for index, header in enumerate(section.headers):
-                table.add_column(header, justify="left" if index < section.text else "right")
+                table.add_column(header, justify="left" if section.left(index) else "right")
             for row in section.rows:
                 table.add_row(*(_marked(cell) for cell in row))
             parts.append(table)
@@ -179,7 +184,7 @@ def _aligned(section: Section) -> list[str]:
 
     def line(row: Sequence[str]) -> str:
         cells = [
-            cell.ljust(widths[i]) if i < section.text else cell.rjust(widths[i])
+            cell.ljust(widths[i]) if section.left(i) else cell.rjust(widths[i])
             for i, cell in enumerate(row)
         ]
         return "  " + "  ".join(cells).rstrip()
@@ -239,7 +244,7 @@ def _criteria(run: LoadTestRun) -> Section | None:
         (f"{marks[r.outcome]} {r.criterion}", r.observed_text, r.threshold_text, r.why)
         for r in run.verdict.results
     )
-    return Section("Criteria", ("criterion", "observed", "limit", "why"), rows, text=1)
+    return Section("Criteria", ("criterion", "observed", "limit", "why"), rows, text=(0, 3))
 
 
 def _warnings(run: LoadTestRun) -> list[str]:

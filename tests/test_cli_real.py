@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import check_report
 
 from loadmanager.testing.target import TargetServer
 
@@ -82,7 +83,9 @@ def test_run_wait_prints_the_summary_and_exits_with_the_verdict(
     assert "✓ p95 < 5000ms" in done.stdout
     assert "✓ error_rate < 1%" in done.stdout
     assert "VERDICT: PASSED (exit code 0)" in done.stdout
-    assert '"id":"endpoints"' in (tmp_path / "report.html").read_text()
+    # The report of this real run, drawn by a real browser: axes, ticks, no errors.
+    drawn = check_report(tmp_path / "report.html", "report-real-run")
+    assert [chart["id"] for chart in drawn] == ["load", "latency", "endpoints"]
 
     failing = write_test(tmp_path / "failing.yaml", target, "GET /slow: p95 < 1ms", "checkout")
     done = cli(env, "--state-dir", str(tmp_path / "clusters"), "run", str(failing), "-t", "6")

@@ -60,6 +60,11 @@
     };
   }
 
+  // Tick steps in whole seconds: labels are m:ss and hh:mm:ss, so a half-second
+  // step would print every label twice.
+  var SECONDS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+                 21600, 43200, 86400, 172800, 604800];
+
   function options(spec, width) {
     var ink = cssVar("--lm-ink", "#222"), grid = cssVar("--lm-grid", "#e4e4e4");
     var few = spec.x.length < 60;
@@ -68,7 +73,7 @@
     if (spec.xmode === "time") {
       // Two lines per tick: the wall clock, and the time since the run started.
       axes.push({ scale: "x", side: 2, label: "time (UTC) and elapsed since start", stroke: ink,
-                  grid: { stroke: grid }, size: 64, space: 70,
+                  grid: { stroke: grid }, size: 64, space: 70, incrs: SECONDS,
                   values: function (u, splits) {
                     return splits.map(function (v) {
                       return v == null ? "" : clockText(v) + "\n+" + elapsedText(v - spec.t0);
@@ -76,14 +81,16 @@
                   } });
     } else {
       axes.push({ scale: "x", side: 2, label: "elapsed since start (m:ss)", stroke: ink,
-                  grid: { stroke: grid },
+                  grid: { stroke: grid }, incrs: SECONDS,
                   values: function (u, splits) { return splits.map(elapsedText); } });
     }
     Object.keys(spec.axes).forEach(function (scale) {
       var axis = spec.axes[scale];
       scales[scale] = { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } };
-      axes.push({ scale: scale, side: axis.side === "right" ? 1 : 3, label: axis.label,
-                  stroke: ink, grid: { show: axis.side !== "right", stroke: grid }, size: 60 });
+      var made = { scale: scale, side: axis.side === "right" ? 1 : 3, label: axis.label,
+                   stroke: ink, grid: { show: axis.side !== "right", stroke: grid }, size: 60 };
+      if (axis.whole) { made.incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4]; }
+      axes.push(made);
     });
     var series = [{ label: spec.xmode === "time" ? "time" : "elapsed",
                     value: function (u, v) {
