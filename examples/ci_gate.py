@@ -49,15 +49,11 @@ def main(slower: bool) -> int:
             },
             actor="ci-pipeline",
         )
-        run = orch.wait(orch.start_run(test.id, actor="ci-pipeline").id, timeout=120)
-        if run.verdict is None:
-            print(f"run {run.status.value}: {run.failure_reason} (no verdict)")
-            return 3
-        print(f"verdict: {run.verdict.outcome.value}")
-        for r in run.verdict.results:
-            observed = "n/a" if r.observed is None else f"{r.observed:.4g}"
-            print(f"  {r.outcome.value:<13} {r.criterion:<36} observed {observed}")
-        return run.verdict.exit_code
+        run = orch.start_run(test.id, actor="ci-pipeline")
+        # The summary (criteria with observed figures and why they failed), then
+        # the same exit code as `loadmanager gate` (docs/cli.md).
+        run = orch.wait(run.id, timeout=120, summary=True)
+        return lm.exit_code(run)
 
 
 if __name__ == "__main__":

@@ -67,13 +67,20 @@ def _grid(buckets: Sequence[Sequence[SeriesBucket]], poll_interval: float) -> li
     no values goes between them, so the line breaks instead of bridging a gap.
     """
     starts = sorted({_ts(b.start) for series in buckets for b in series})
+    return _with_gaps(starts, _step(buckets, poll_interval))
+
+
+def _step(buckets: Sequence[Sequence[SeriesBucket]], poll_interval: float) -> float:
     widths = [(_ts(b.end) - _ts(b.start)) for series in buckets for b in series]
-    step = max(min((w for w in widths if w > 0), default=0.0), poll_interval)
+    return max(min((w for w in widths if w > 0), default=0.0), poll_interval)
+
+
+def _with_gaps(xs: Sequence[float], step: float) -> list[float]:
     grid: list[float] = []
-    for t in starts:
-        if grid and t - grid[-1] > 1.5 * step:
+    for x in xs:
+        if grid and x - grid[-1] > 1.5 * step:
             grid.append(grid[-1] + step)
-        grid.append(t)
+        grid.append(x)
     return grid
 
 
@@ -186,7 +193,8 @@ def comparison_charts(
 ) -> list[dict[str, Any]]:
     """Two runs overlaid on elapsed time: p95 and requests/s, baseline in grey."""
     mine, theirs = _elapsed(run, run_series), _elapsed(baseline, baseline_series)
-    grid = sorted(set(mine) | set(theirs))
+    poll = max(run.parameters.poll_interval, baseline.parameters.poll_interval)
+    grid = _with_gaps(sorted(set(mine) | set(theirs)), _step([run_series, baseline_series], poll))
 
     def column(rows: dict[float, SeriesBucket], field: str) -> Values:
         return [getattr(rows[t], field).avg if t in rows else None for t in grid]

@@ -8,12 +8,16 @@ a server thread is safe.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from collections.abc import Sequence
+from datetime import timezone
 from typing import Any
 
 from .comparison import Comparison
 from .metrics import SeriesBucket
+from .models import LoadTestRun
+from .status import RunStatus
 
 __all__ = ["plot_comparison", "plot_run", "save_png"]
 
@@ -27,29 +31,85 @@ def _figure(rows: int, height: float) -> Any:
     return fig, fig.subplots(rows, 1, sharex=True) if rows > 1 else [fig.subplots()]
 
 
-def plot_run(series: Sequence[SeriesBucket], title: str = "run") -> Any:
-    """Users, rps and failures/s, and p50/p95 over time, in three panels."""
-    fig, (users, rates, times) = _figure(3, 7)
+def _gapped(
+    series: Sequence[SeriesBucket], field: str, step: float
+) -> tuple[list[Any], list[float]]:
+    """Times and values, with a NaN where snapshots are missing, so matplotlib
+    breaks the line there instead of drawing a bridge (or a zero)."""
+    times: list[Any] = []
+    values: list[float] = []
+    for b in series:
+        if times and (b.start - times[-1]).total_seconds() > 1.5 * step:
+            times.append(times[-1] + (b.start - times[-1]) / 2)
+            values.append(math.nan)
+        times.append(b.start)
+        value = getattr(b, field).avg
+        values.append(math.nan if value is None else value)
+    return times, values
+
+
+def plot_run(
+    series: Sequence[SeriesBucket], title: str = "run", *, run: LoadTestRun | None = None
+) -> Any:
+    """A run over time in two panels, with axes in their units and UTC clock labels.
+
+    Top: requests/s and failures/s on one requests axis (failures as a red
+    area, so 1.3 fail/s is drawn at its true size beside 68.9 rps), users on a
+    secondary axis. Bottom: p50 and p95 in ms. Gaps in the snapshots stay
+    gaps. With ``run``, dashed lines mark when a criterion broke and when the
+    run was stopped or aborted.
+    """
+    fig, (rates, times) = _figure(2, 6.5)
     if series:
-        t0 = series[0].start
-        x = [(b.start - t0).total_seconds() for b in series]
-        users.plot(x, [b.user_count.avg for b in series], color="tab:blue")
-        users.set_ylabel("users")
-        rates.plot(x, [b.current_rps.avg for b in series], color="tab:green")
-        rates.set_ylabel("requests/s", color="tab:green")
-        # Failures are usually a tiny fraction of requests: on a shared axis they
-        # would hug zero, so they get their own scale on the right.
-        failures = rates.twinx()
-        failures.plot(x, [b.current_fail_per_sec.avg for b in series], color="tab:red")
-        failures.set_ylabel("failures/s", color="tab:red")
-        failures.set_ylim(bottom=0)
-        times.plot(x, [b.current_p50.avg for b in series], label="p50", color="tab:purple")
-        times.plot(x, [b.current_p95.avg for b in series], label="p95", color="tab:orange")
-        times.set_ylabel("ms")
-        times.set_xlabel("seconds since start")
-        times.legend(loc="upper left")
+        poll = run.parameters.poll_interval if run is not None else 0.0
+        widths = [(b.end - b.start).total_seconds() for b in series]
+        step = max(min((w for w in widths if w > 0), default=0.0), poll)
+        x, rps = _gapped(series, "current_rps", step)
+        _, fails = _gapped(series, "current_fail_per_sec", step)
+        _, users = _gapped(series, "user_count", step)
+        rates.plot(x, rps, color="tab:green", label="requests/s", marker="." if len(x) < 60 else "")
+        rates.fill_between(x, fails, color="tab:red", alpha=0.35, label="failures/s")
+        rates.plot(x, fails, color="tab:red", linewidth=1)
+        rates.set_ylabel("requests/s")
+        rates.set_ylim(bottom=0)
+        crowd = rates.twinx()
+        crowd.plot(x, users, color="tab:blue", alpha=0.7, label="users")
+        crowd.set_ylabel("users", color="tab:blue")
+        crowd.set_ylim(bottom=0)
+        crowd.yaxis.get_major_locator().set_params(integer=True)
+        handles = rates.get_legend_handles_labels()[0] + crowd.get_legend_handles_labels()[0]
+        rates.legend(handles=handles, loc="upper left", fontsize="small")
+        for field, label, colour in (("current_p50", "p50", "tab:purple"),
+                                     ("current_p95", "p95", "tab:orange")):  # fmt: skip
+            _, values = _gapped(series, field, step)
+            times.plot(x, values, label=label, color=colour, marker="." if len(x) < 60 else "")
+        times.set_ylabel("response time (ms)")
+        times.set_ylim(bottom=0)
+        times.set_xlabel("time (UTC)")
+        times.legend(loc="upper left", fontsize="small")
+        for ax in (rates, times):
+            ax.grid(True, alpha=0.3)
+        dates = importlib.import_module("matplotlib.dates")
+        times.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S", tz=timezone.utc))
+        if run is not None:
+            _mark(run, (rates, times))
     fig.suptitle(title)
     return fig
+
+
+def _mark(run: LoadTestRun, axes: Sequence[Any]) -> None:
+    marks = []
+    if run.verdict is not None:
+        marks += [(r.at, f"✗ {r.criterion}") for r in run.verdict.results
+                  if r.at is not None and r.outcome.value == "failed"]  # fmt: skip
+    if run.status in (RunStatus.STOPPED, RunStatus.FAILED) and run.ended_at is not None:
+        reason = run.failure_reason or run.status.value
+        marks.append((run.ended_at, "aborted" if reason.startswith("aborted") else reason[:40]))
+    for at, label in marks:
+        for ax in axes:
+            ax.axvline(at, color="tab:red", linestyle="--", linewidth=1)
+        axes[0].annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), fontsize="x-small",
+                         color="tab:red", ha="right", va="top", rotation=90)  # fmt: skip
 
 
 def plot_comparison(comparison: Comparison, figure: str = "p95") -> Any:

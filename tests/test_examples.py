@@ -44,6 +44,9 @@ def test_the_notebook_runs_top_to_bottom() -> None:
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("Run " in o.get("data", {}).get("text/html", "") for o in outputs)
+    # wait(summary=True) shows the summary as HTML in Jupyter, not as text.
+    html = [o.get("data", {}).get("text/html", "") for o in outputs]
+    assert any("<h5>Criteria</h5>" in h and "(exit code " in h for h in html)
 
 
 @pytest.mark.parametrize(("args", "code"), [([], 0), (["--slower"], 1)])
@@ -55,7 +58,8 @@ def test_the_ci_gate_exits_with_the_verdict(args: list[str], code: int) -> None:
         timeout=180,
     )
     assert done.returncode == code, done.stdout + done.stderr
-    assert "verdict: " + ("passed" if code == 0 else "failed") in done.stdout
+    assert "VERDICT: " + ("PASSED" if code == 0 else "FAILED") in done.stdout
+    assert "CRITERIA" in done.stdout
 
 
 def test_the_fastapi_mount_example_serves_both_apps(

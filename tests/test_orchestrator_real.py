@@ -385,7 +385,7 @@ def test_two_real_runs_compare_plot_and_report(
     run_png, cmp_png = tmp_path / "run.png", tmp_path / "comparison.png"
     lm.save_png(lm.plot_run(orch.series(slower.id, 50), title="slower run"), run_png)
     lm.save_png(lm.plot_comparison(comparison, "median"), cmp_png)
-    for png, size in ((run_png, (900, 700)), (cmp_png, (900, 450))):
+    for png, size in ((run_png, (900, 650)), (cmp_png, (900, 450))):
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", data[16:24]) == size

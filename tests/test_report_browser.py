@@ -96,6 +96,7 @@ def test_the_comparison_report_overlays_both_runs(orch: lm.Orchestrator, tmp_pat
     state = check_report(path, "report-comparison")
     assert [c["id"] for c in state] == ["compare-p95", "compare-rps"]
     assert state[0]["axes"][0]["label"] == "elapsed since start (m:ss)"
+    assert all(n >= 1 for n in state[0]["nulls"])  # the shared gap stays a gap
     assert "No regression" in path.read_text()
 
 
