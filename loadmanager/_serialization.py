@@ -320,9 +320,10 @@ def _collect(exc: BaseException, prefix: str) -> list[FieldError]:
         return [FieldError(_join(prefix, e.path), e.message) for e in exc.errors]
     if isinstance(exc, ForbiddenExtraKeysError):
         known = _wire_fields(exc.cl)
+        # Keys are strings in JSON; a parsed YAML or Python dict may hold others.
         return [
             FieldError(_join(prefix, key), "is not a known field" + did_you_mean(key, known))
-            for key in sorted(exc.extra_fields)
+            for key in sorted(str(k) for k in exc.extra_fields)
         ]
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         with_notes, without = exc.group_exceptions()

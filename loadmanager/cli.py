@@ -183,7 +183,12 @@ def cli(
 
 
 def _read_test_file(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -191,12 +196,16 @@ def _read_test_file(path: Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parse errors
-        raise UsageError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - yaml's own errors are not ValueErrors
-        raise UsageError(f"{path}: cannot be read: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError
+        raise UsageError(f"{path}: not valid JSON: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's errors are its own, multi-line
+        kind = path.suffix.lstrip(".").upper() or "JSON or YAML"
+        raise UsageError(f"{path}: not valid {kind}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: must hold one load test (an object), not {type(data).__name__}")
+    odd = [key for key in data if not isinstance(key, str)]
+    if odd:
+        raise UsageError(f"{path}: field names must be text, not {odd[0]!r}")
     return data
 
 

@@ -117,14 +117,18 @@ def plot_comparison(comparison: Comparison, figure: str = "p95") -> Any:
     fig, (ax,) = _figure(1, 4.5)
     entries = [*comparison.endpoints, comparison.aggregated]
     keys = [e.key for e in entries]
-    base = [e.figure(figure).baseline or 0.0 for e in entries]
-    now = [e.figure(figure).current or 0.0 for e in entries]
+    # Error rates are drawn in percent, as every other display shows them.
+    scale = 100.0 if figure == "error_rate" else 1.0
+    base = [(e.figure(figure).baseline or 0.0) * scale for e in entries]
+    now = [(e.figure(figure).current or 0.0) * scale for e in entries]
     positions = range(len(keys))
     ax.bar([p - 0.2 for p in positions], base, width=0.4, label="baseline", color="tab:gray")
     colors = ["tab:red" if e.figure(figure).regression else "tab:blue" for e in entries]
     ax.bar([p + 0.2 for p in positions], now, width=0.4, label="run", color=colors)
     ax.set_xticks(list(positions), keys, rotation=20, ha="right")
-    ax.set_ylabel(figure)
+    units = {"error_rate": "error rate (%)", "rps": "requests/s", "requests": "requests"}
+    ax.set_ylabel(units.get(figure, f"{figure} (ms)"))
+    ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
     ax.set_title(
         f"{figure}: run {comparison.run_id[:8]} vs baseline {comparison.baseline_run_id[:8]}"

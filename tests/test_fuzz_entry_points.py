@@ -201,3 +201,42 @@ def test_http_routes_answer_below_500_and_refusals_write_nothing(
     if response.status >= 400:
         assert world.state() == before
     response.encode()  # always serialisable
+
+
+# the command line: test files are untrusted input ---------------------------------
+
+
+@FIXTURES_OK
+@given(
+    document=st.one_of(
+        lms.json_values(),
+        st.fixed_dictionaries({}, optional={k: lms.json_values() for k in seed_load_test_body()}),
+    ),
+    suffix=st.sampled_from([".json", ".yaml"]),
+    raw=st.one_of(st.none(), st.binary(max_size=200)),
+)
+def test_any_test_file_is_a_one_line_exit_4_and_nothing_stored(
+    tmp_path: Path, document: Any, suffix: str, raw: bytes | None
+) -> None:
+    import contextlib
+    import io
+
+    from loadmanager.cli import main
+
+    spec = tmp_path / f"test{suffix}"
+    if raw is not None:
+        spec.write_bytes(raw)
+    else:
+        spec.write_text(json.dumps(document), encoding="utf-8")  # JSON is YAML too
+    database = tmp_path / "fuzz.db"
+    database.unlink(missing_ok=True)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
+        main(["--storage", f"sqlite:///{database}", "run", str(spec)])
+    # No cluster is configured, so nothing can run: every file is refused as input.
+    assert done.value.code == 4, err.getvalue()
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("loadmanager: error: ")
+    with lm.connect(f"sqlite:///{database}") as storage:
+        assert storage.load_tests.find(lm.LoadTestFilter()) == []
