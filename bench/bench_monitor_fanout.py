@@ -2,18 +2,24 @@
 
 N simulated masters answer from one separate process (bench/_fake_masters.py);
 this process runs an Orchestrator that monitors N runs for a fixed time. Reported:
-completeness (snapshots stored / expected), CPU seconds used by this process
-(all its threads), and the p99 poll lag (the gap between two snapshots of a run
-beyond the interval). Asserts nothing.
+lost polls (poll slots in the window with no snapshot, counted run by run: a
+snapshot stored late in its own slot still counts, none is double-counted at the
+window's edges), completeness (stored / expected), CPU seconds used by this
+process (all its threads), and the p99 poll lag (the gap between two snapshots
+of a run beyond the interval). ``--readers K`` runs K threads that compute
+500-bucket series of the monitored runs back to back the whole time, to show
+whether reads hold up monitoring. Asserts nothing.
 
     python bench/bench_monitor_fanout.py                         # N = 50, 200, 500, 1000
     python bench/bench_monitor_fanout.py --counts 500 --seconds 60 --storage memory
+    python bench/bench_monitor_fanout.py --counts 500 --readers 1 --storage sqlite
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import platform
 import resource
@@ -21,7 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import loadmanager as lm
@@ -29,7 +37,19 @@ import loadmanager as lm
 HERE = Path(__file__).parent
 
 
-def run(count: int, seconds: float, interval: float, storage_kind: str) -> dict[str, float]:
+def _read_back_to_back(
+    orch: lm.Orchestrator, run_ids: list[str], stop: threading.Event, done: list[int]
+) -> None:
+    for run_id in itertools.cycle(run_ids):
+        if stop.is_set():
+            return
+        orch.series(run_id, 500)
+        done[0] += 1
+
+
+def run(
+    count: int, seconds: float, interval: float, storage_kind: str, readers: int = 0
+) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports_file = workdir / "ports"
     masters = subprocess.Popen(
@@ -65,19 +85,41 @@ def run(count: int, seconds: float, interval: float, storage_kind: str) -> dict[
                 test = orch.create_load_test(spec, actor="bench")
                 runs.append(orch.start_run(test.id, actor="bench"))
             time.sleep(interval * 2)  # let the first round of polls settle in
+            stop, queries = threading.Event(), [0]
+            reading = [
+                threading.Thread(
+                    target=_read_back_to_back,
+                    args=(orch, [r.id for r in runs], stop, queries),
+                    daemon=True,
+                )
+                for _ in range(readers)
+            ]
+            for thread in reading:
+                thread.start()
             started_at = lm.utc_now()
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             time.sleep(seconds)
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             ended_at = lm.utc_now()
+            stop.set()
+            for thread in reading:
+                thread.join()
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             expected = count * seconds / interval
-            stored, lags = 0, []
+            stored, lost, slots, lags = 0, 0, 0, []
             for r in runs:
-                stamps = [
-                    s.timestamp
-                    for s in storage.metrics.snapshots(r.id, start=started_at, end=ended_at)
-                ]
+                began = orch.get_run(r.id).started_at or r.audit.created_at
+                first = math.ceil((started_at - began).total_seconds() / interval)
+                last = math.ceil((ended_at - began).total_seconds() / interval)
+                expected = set(range(first, last))  # slots that began inside the window
+                kept = storage.metrics.snapshots(
+                    r.id,
+                    start=began + timedelta(seconds=first * interval),
+                    end=began + timedelta(seconds=last * interval),
+                )
+                lost += len(expected - {s.slot for s in kept})
+                slots += len(expected)
+                stamps = [s.timestamp for s in kept]
                 stored += len(stamps)
                 lags += [
                     max(0.0, (b - a).total_seconds() - interval)
@@ -86,6 +128,9 @@ def run(count: int, seconds: float, interval: float, storage_kind: str) -> dict[
             failed = len(orch.list_runs(statuses=["failed"], limit=10_000))
         lags.sort()
         return {
+            "lost_polls": lost,
+            "slots": slots,
+            "queries": queries[0],
             "completeness": stored / expected,
             "cpu_s": cpu,
             "cpu_per_s": cpu / seconds,
@@ -106,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--storage", default="sqlite,memory")
+    parser.add_argument("--readers", type=int, default=0, help="threads computing series")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -116,16 +162,17 @@ def main() -> None:
     )
     print(f"# reproduce: python {' '.join(sys.argv)}")
     print(
-        f"{'storage':<8}{'N':>6}{'complete %':>12}{'CPU s':>8}{'CPU/s':>7}"
-        f"{'p99 lag s':>11}{'median lag':>12}{'failed':>8}"
+        f"{'storage':<8}{'N':>6}{'lost polls':>16}{'stored %':>10}{'CPU s':>8}{'CPU/s':>7}"
+        f"{'p99 lag s':>11}{'median lag':>12}{'failed':>8}{'series read':>13}"
     )
     for kind in args.storage.split(","):
         for count in map(int, args.counts.split(",")):
-            r = run(count, args.seconds, args.interval, kind)
+            r = run(count, args.seconds, args.interval, kind, args.readers)
+            lost = f"{r['lost_polls']:.0f}/{r['slots']:.0f}"
             print(
-                f"{kind:<8}{count:>6}{100 * r['completeness']:>12.2f}{r['cpu_s']:>8.1f}"
-                f"{r['cpu_per_s']:>7.2f}{r['p99_lag_s']:>11.3f}{r['median_lag_s']:>12.3f}"
-                f"{r['failed_runs']:>8.0f}",
+                f"{kind:<8}{count:>6}{lost:>16}{100 * (1 - r['lost_polls'] / r['slots']):>10.3f}"
+                f"{r['cpu_s']:>8.1f}{r['cpu_per_s']:>7.2f}{r['p99_lag_s']:>11.3f}"
+                f"{r['median_lag_s']:>12.3f}{r['failed_runs']:>8.0f}{r['queries']:>13.0f}",
                 flush=True,
             )
 

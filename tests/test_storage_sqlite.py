@@ -155,3 +155,37 @@ def test_runs_and_snapshots_written_before_failures_and_histograms_read_back(
         None,
     )
     assert (snapshot.failures, snapshot.workers, snapshot.histograms) == ((), (), ())
+
+
+def test_a_long_read_never_holds_up_a_write(tmp_path: Path) -> None:
+    """Reads run on their own connection (WAL): a dashboard's slow query in one
+    thread does not stop the Monitor storing snapshots in another."""
+    import threading
+    import time
+
+    from loadmanager.testing import make_run, make_snapshot
+
+    with SqliteStorage(str(tmp_path / "wal.db")) as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test))
+        inside, release = threading.Event(), threading.Event()
+
+        def slow_read(conn: sqlite3.Connection) -> int:
+            count = conn.execute("SELECT COUNT(*) FROM metrics_timeseries").fetchone()[0]
+            inside.set()
+            release.wait(10)  # a read transaction that stays open
+            return int(count)
+
+        result: list[int] = []
+        reader = threading.Thread(target=lambda: result.append(storage._db.run(slow_read)))
+        reader.start()
+        assert inside.wait(5)
+        started = time.monotonic()
+        stored = storage.metrics.add(make_snapshot(run.id, run.audit.created_at))
+        took = time.monotonic() - started
+        release.set()
+        reader.join(5)
+        assert stored
+        assert took < 1.0  # with one shared connection this waited for the reader
+        assert result == [0]  # the reader kept its snapshot of before the write
+        assert storage.metrics.count(run.id) == 1

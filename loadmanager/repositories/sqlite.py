@@ -172,27 +172,39 @@ def _loads(doc: str, cls: type[T]) -> T:
 
 
 class _Database:
-    """One connection, serialised by a lock, with retried transactions."""
+    """One writing connection, serialised by a lock, and a reading connection per thread.
+
+    WAL lets readers and the writer work at once: a series a dashboard or a
+    notebook computes for a second never holds up the Monitor's writes, and a
+    reader sees every transaction committed before its own began. An in-memory
+    database exists only on its one connection, so there reads share it.
+    """
 
     def __init__(self, path: str, retrying: Callable[[], tenacity.Retrying]) -> None:
         self.path = path
         self._retrying = retrying
         self._lock = threading.RLock()
+        self._memory = path == ":memory:" or "mode=memory" in path
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._conn = self._connect()
+        self._closed = False
+        self._locked(self._configure)
+        self.write(self._migrate)
+
+    def _connect(self) -> sqlite3.Connection:
         try:
-            self._conn = sqlite3.connect(
-                path,
+            return sqlite3.connect(
+                self.path,
                 timeout=10.0,
                 isolation_level=None,  # we issue BEGIN ourselves
-                check_same_thread=False,  # guarded by self._lock
-                uri=path.startswith("file:"),
+                check_same_thread=False,  # the writer is guarded by self._lock
+                uri=self.path.startswith("file:"),
             )
         except sqlite3.Error as exc:
             raise RepositoryUnavailableError(
-                f"cannot open SQLite database {path!r}: {exc}"
+                f"cannot open SQLite database {self.path!r}: {exc}"
             ) from exc
-        self._closed = False
-        self.run(self._configure)
-        self.write(self._migrate)
 
     @staticmethod
     def _configure(conn: sqlite3.Connection) -> None:
@@ -221,13 +233,41 @@ class _Database:
             raise RuntimeError("this SQLite storage is closed")
         return self._conn
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read (or a pragma) with lock retries."""
+    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock, _mapped(self.path):
             conn = self._checked()
             for attempt in self._retrying():
                 with attempt:
                     return fn(conn)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            with self._lock:
+                self._checked()
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read, in one read transaction, with lock retries."""
+        if self._memory:
+            return self._locked(fn)
+        self._checked()
+        with _mapped(self.path):
+            conn = self._reader()
+            for attempt in self._retrying():
+                with attempt:
+                    # One snapshot for every statement of fn: a series' bounds
+                    # and its buckets come from the same committed state.
+                    conn.execute("BEGIN")
+                    try:
+                        return fn(conn)
+                    finally:
+                        conn.execute("COMMIT")
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -251,6 +291,9 @@ class _Database:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
 
 
 @contextmanager
