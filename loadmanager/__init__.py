@@ -16,7 +16,6 @@ import typing as _typing
 
 from ._serialization import from_dict, from_json, to_dict, to_json
 from .clock import Clock, IdFactory, SystemClock, new_id, utc_now
-from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
 from .errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -39,7 +38,6 @@ from .errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from .exports import to_csv, to_dataframe
 from .filters import LoadTestFilter, RunFilter
 from .locustfiles import Locustfile, LocustfileDirectory, LocustfileSource, ResolvedLocustfile
 from .metrics import (
@@ -65,15 +63,6 @@ from .models import (
     RunParameters,
     Threshold,
 )
-from .plotting import plot_comparison, plot_run, save_png
-from .queries import TrendPoint
-from .report import (
-    render_comparison_report,
-    render_report,
-    write_comparison_report,
-    write_report,
-    write_run_report,
-)
 from .repositories import (
     LoadTestRepository,
     LoadTestRunRepository,
@@ -84,7 +73,6 @@ from .repositories import (
 )
 from .status import TRANSITIONS, MasterState, RunStatus
 from .storage import connect
-from .summary import Summary, exit_code, print_summary, summarize
 from .verdicts import CriterionResult, Outcome, Verdict
 
 # What needs httpx and tenacity (the Locust client, the Orchestrator, the HTTP
@@ -106,20 +94,52 @@ _LAZY = {
     "LocustStats": "loadmanager.locust.stats",
     "Orchestrator": "loadmanager.orchestrator",
     "http": "loadmanager.http",
+    # Results for people: comparisons, trends, summaries, reports, plots, exports.
+    "Comparison": "loadmanager.comparison",
+    "EndpointComparison": "loadmanager.comparison",
+    "FigureDelta": "loadmanager.comparison",
+    "Tolerances": "loadmanager.comparison",
+    "TrendPoint": "loadmanager.queries",
+    "Summary": "loadmanager.summary",
+    "exit_code": "loadmanager.summary",
+    "print_summary": "loadmanager.summary",
+    "summarize": "loadmanager.summary",
+    "render_report": "loadmanager.report",
+    "render_comparison_report": "loadmanager.report",
+    "write_report": "loadmanager.report",
+    "write_run_report": "loadmanager.report",
+    "write_comparison_report": "loadmanager.report",
+    "plot_run": "loadmanager.plotting",
+    "plot_comparison": "loadmanager.plotting",
+    "save_png": "loadmanager.plotting",
+    "to_csv": "loadmanager.exports",
+    "to_dataframe": "loadmanager.exports",
 }
 
 if _typing.TYPE_CHECKING:
     from . import http
     from .clusters import ClusterConfig, ClusterRegistry
+    from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
+    from .exports import to_csv, to_dataframe
     from .lifecycle import LocustMaster
     from .locust.client import LocustClient
     from .locust.local import LocalCluster, LocalClusterError
     from .locust.stats import LocustStats
     from .orchestrator import Orchestrator
+    from .plotting import plot_comparison, plot_run, save_png
     from .providers.k8s_manifests import KubernetesSettings
     from .providers.kubernetes import KubernetesProvider
     from .providers.local import LocalProvider
     from .provisioning import ClusterProvider, HeldCluster, ProvisionRequest
+    from .queries import TrendPoint
+    from .report import (
+        render_comparison_report,
+        render_report,
+        write_comparison_report,
+        write_report,
+        write_run_report,
+    )
+    from .summary import Summary, exit_code, print_summary, summarize
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main()
+if __name__ == "__main__":  # importing this module (pkgutil does) must not run the CLI
+    main()

@@ -69,7 +69,9 @@ class Locustfile:
 
     @sha256.default
     def _hash(self) -> str:
-        return sha256_of(self.content)
+        # Defaults are computed before validators run: content that is not
+        # text gets no hash here, and the validator then refuses it cleanly.
+        return sha256_of(self.content) if isinstance(self.content, str) else ""
 
     @property
     def size(self) -> int:

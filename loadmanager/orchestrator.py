@@ -38,7 +38,6 @@ from .monitor import Monitor
 from .queries import frozen_baseline
 from .repositories import Storage
 from .status import ACTIVE_STATUSES
-from .summary import print_summary
 
 __all__ = ["Orchestrator"]
 
@@ -345,6 +344,8 @@ class Orchestrator(LocustfileCatalog):
             test: LoadTest | None = self.get_load_test(run.load_test_id, tenants=tenants)
         except NotFoundError:
             test = None  # deleted since: the summary goes on without its name
+        from .summary import print_summary  # rendering loads only when asked for
+
         print_summary(run, test)
 
     def _latest(self, run: LoadTestRun) -> MetricSnapshot | None:

@@ -149,7 +149,7 @@ def test_plots_are_real_pngs(tmp_path: Path) -> None:
     lm.save_png(
         lm.plot_comparison(lm.comparison.compare("r", RUN, "b", BASE)), tmp_path / "cmp.png"
     )
-    assert png_size(tmp_path / "run.png") == (900, 700)
+    assert png_size(tmp_path / "run.png") == (900, 650)
     assert png_size(tmp_path / "cmp.png") == (900, 450)
     assert (tmp_path / "run.png").stat().st_size > 10_000
 
