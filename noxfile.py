@@ -36,7 +36,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """The documentation site (Sphinx, MyST, Furo), warnings as errors."""
-    session.install("-e", ".[docs,http,mongo]")  # autodoc imports every backend
+    session.install("-e", ".[docs,dashboard,mongo]")  # autodoc imports every backend
     session.run(
         "python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )

@@ -178,11 +178,16 @@ def run_charts(
     return charts
 
 
-def _elapsed(run: LoadTestRun, series: Sequence[SeriesBucket]) -> dict[float, SeriesBucket]:
+def _elapsed(
+    run: LoadTestRun, series: Sequence[SeriesBucket], step: float
+) -> dict[float, SeriesBucket]:
+    """Buckets by their time since the run began, rounded to ``step``: two runs
+    polled at different phases then share x values, and their lines stay lines."""
     if not series:
         return {}
     t0 = _ts(run.started_at) if run.started_at else _ts(series[0].start)
-    return {round(_ts(b.start) - t0, 3): b for b in series}
+    step = step or 1e-3
+    return {round(round((_ts(b.start) - t0) / step) * step, 3): b for b in series}
 
 
 def comparison_charts(
@@ -192,9 +197,10 @@ def comparison_charts(
     baseline_series: Sequence[SeriesBucket],
 ) -> list[dict[str, Any]]:
     """Two runs overlaid on elapsed time: p95 and requests/s, baseline in grey."""
-    mine, theirs = _elapsed(run, run_series), _elapsed(baseline, baseline_series)
     poll = max(run.parameters.poll_interval, baseline.parameters.poll_interval)
-    grid = _with_gaps(sorted(set(mine) | set(theirs)), _step([run_series, baseline_series], poll))
+    step = _step([run_series, baseline_series], poll)
+    mine, theirs = _elapsed(run, run_series, step), _elapsed(baseline, baseline_series, step)
+    grid = _with_gaps(sorted(set(mine) | set(theirs)), step)
 
     def column(rows: dict[float, SeriesBucket], field: str) -> Values:
         return [getattr(rows[t], field).avg if t in rows else None for t in grid]

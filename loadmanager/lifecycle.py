@@ -302,11 +302,17 @@ class RunLifecycle:
     # -- stopping ---------------------------------------------------------------
 
     def stop(self, run: LoadTestRun, *, actor: str) -> LoadTestRun:
-        """Record ``stopping`` and ask the master to stop; a poll records ``stopped``."""
+        """Record ``stopping`` and ask the master to stop; a poll records ``stopped``.
+
+        The run keeps who stopped it as its reason (``stopped by alice``), so a
+        reader can tell a person's stop from an abort.
+        """
         if run.status is RunStatus.STOPPING:
             return run
         stopping = self._storage.runs.update(
-            run.transition(RunStatus.STOPPING, at=self._clock.now(), actor=actor)
+            run.transition(
+                RunStatus.STOPPING, at=self._clock.now(), actor=actor, reason=f"stopped by {actor}"
+            )
         )
         return self._send_stop(stopping, actor=actor)
 

@@ -90,12 +90,17 @@ def test_the_fastapi_mount_example_serves_both_apps(
                         "/loadtests/v1/load-tests",
                         headers={"Authorization": "Bearer team-a-token"},
                     ),
+                    await client.get("/dashboard/tests"),
+                    await client.get("/login", follow_redirects=True),
                 ]
 
-        health, anonymous, listed = anyio.run(calls)
+        health, anonymous, listed, signed_out, dashboard = anyio.run(calls)
         assert health.json() == {"status": "ok"}
         assert anonymous.status_code == 401
         assert listed.json() == {"items": [], "nextCursor": None}
+        assert signed_out.status_code == 401
+        assert dashboard.status_code == 200
+        assert "<h1>Load tests</h1>" in dashboard.text
     finally:
         module.orchestrator.close()
         module.storage.close()

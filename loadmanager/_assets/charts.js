@@ -21,6 +21,12 @@
     return pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + ":" + pad2(d.getUTCSeconds());
   }
 
+  function dateText(epoch) {
+    var d = new Date(epoch * 1000);
+    return d.getUTCFullYear() + "-" + pad2(d.getUTCMonth() + 1) + "-" + pad2(d.getUTCDate()) +
+      "\n" + pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes());
+  }
+
   function cssVar(name, fallback) {
     var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
     return value || fallback;
@@ -68,7 +74,7 @@
   function options(spec, width) {
     var ink = cssVar("--lm-ink", "#222"), grid = cssVar("--lm-grid", "#e4e4e4");
     var few = spec.x.length < 60;
-    var scales = { x: { time: spec.xmode === "time" } };
+    var scales = { x: { time: spec.xmode !== "elapsed" } };
     var axes = [];
     if (spec.xmode === "time") {
       // Two lines per tick: the wall clock, and the time since the run started.
@@ -78,6 +84,12 @@
                     return splits.map(function (v) {
                       return v == null ? "" : clockText(v) + "\n+" + elapsedText(v - spec.t0);
                     });
+                  } });
+    } else if (spec.xmode === "date") {
+      axes.push({ scale: "x", side: 2, label: "run start (UTC)", stroke: ink, size: 64, space: 90,
+                  grid: { stroke: grid },
+                  values: function (u, splits) {
+                    return splits.map(function (v) { return v == null ? "" : dateText(v); });
                   } });
     } else {
       axes.push({ scale: "x", side: 2, label: "elapsed since start (m:ss)", stroke: ink,
@@ -95,6 +107,7 @@
     var series = [{ label: spec.xmode === "time" ? "time" : "elapsed",
                     value: function (u, v) {
                       if (v == null) { return "-"; }
+                      if (spec.xmode === "date") { return dateText(v).replace("\n", " "); }
                       return spec.xmode === "time"
                         ? clockText(v) + " (+" + elapsedText(v - spec.t0) + ")" : elapsedText(v);
                     } }];

@@ -22,6 +22,7 @@ __all__ = [
     "allow_anonymous",
     "bearer_tokens",
     "create_app",
+    "create_dashboard",
     "openapi_document",
     "problem",
 ]
@@ -30,5 +31,12 @@ __all__ = [
 def create_app(*args: Any, **kwargs: Any) -> Any:
     """See :func:`loadmanager.http.starlette.create_app` (imported on first use)."""
     from .starlette import create_app as create
+
+    return create(*args, **kwargs)
+
+
+def create_dashboard(*args: Any, **kwargs: Any) -> Any:
+    """See :func:`loadmanager.http.dashboard.create_dashboard` (imported on first use)."""
+    from .dashboard import create_dashboard as create
 
     return create(*args, **kwargs)

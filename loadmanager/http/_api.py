@@ -229,6 +229,7 @@ class Api:
             ("POST", re.compile(rf"^/v1/load-tests/{t}/runs/?$"), self.start_run),
             ("GET", re.compile(rf"^/v1/load-tests/{t}/runs/?$"), self.list_test_runs),
             ("GET", re.compile(rf"^/v1/load-tests/{t}/trend$"), self.trend),
+            ("PUT", re.compile(rf"^/v1/load-tests/{t}/baseline$"), self.set_baseline),
             ("GET", re.compile(r"^/v1/runs/?$"), self.list_runs),
             ("GET", re.compile(rf"^/v1/runs/{r}$"), self.get_run),
             ("POST", re.compile(rf"^/v1/runs/{r}/stop$"), self.stop_run),
@@ -410,6 +411,21 @@ class Api:
         return ApiResponse(200, {"items": to_dict(points)})
 
     # -- runs -------------------------------------------------------------------
+
+    def set_baseline(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
+        expected = self._if_match(request)
+        body = self._json(request)
+        if not isinstance(body, dict) or set(body) != {"runId"}:
+            raise ValidationError.single("", 'must be {"runId": "<run id>"} or {"runId": null}')
+        run_id = body["runId"]
+        if run_id is not None and not isinstance(run_id, str):
+            raise ValidationError.single("runId", "must be a run id or null")
+        with _precondition(expected):
+            current = self.orch.get_load_test(test, tenants=who.tenants)
+            if expected is not None and current.version != expected:
+                raise StaleVersionError("LoadTest", test, expected, current.version)
+            updated = self.orch.set_baseline(test, run_id, actor=who.actor, tenants=who.tenants)
+        return ApiResponse(200, to_dict(updated), _etag(updated.version))
 
     def start_run(self, request: ApiRequest, who: Principal, test: str) -> ApiResponse:
         run = self.orch.start_run(

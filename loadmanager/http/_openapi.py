@@ -312,6 +312,22 @@ def openapi_document(locustfiles: bool = False) -> dict[str, Any]:
                 parameters=[_query("status", {"type": "string"}, many=True), *paging],
             ),
         },
+        "/v1/load-tests/{id}/baseline": {
+            "parameters": [_path("id")],
+            "put": op(
+                "Set the run the test's relative criteria compare with (null: the default)",
+                {"200": {**_json(test), "headers": etag_header}},
+                requestBody=body(
+                    {
+                        "type": "object",
+                        "properties": {"runId": {"type": ["string", "null"]}},
+                        "required": ["runId"],
+                        "additionalProperties": False,
+                    }
+                ),
+                parameters=[if_match],
+            ),
+        },
         "/v1/load-tests/{id}/trend": {
             "parameters": [_path("id")],
             "get": op(
