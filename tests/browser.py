@@ -60,8 +60,12 @@ def chromium() -> Iterator[Any]:
 class Page:
     """A page that records console errors and uncaught exceptions."""
 
-    def __init__(self, browser: Any, *, width: int = 1200, height: int = 900) -> None:
-        self.page = browser.new_page(viewport={"width": width, "height": height})
+    def __init__(
+        self, browser: Any, *, width: int = 1200, height: int = 900, color_scheme: str = "light"
+    ) -> None:
+        self.page = browser.new_page(
+            viewport={"width": width, "height": height}, color_scheme=color_scheme
+        )
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))

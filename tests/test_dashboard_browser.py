@@ -183,6 +183,16 @@ def test_a_live_run_from_start_to_stop(host: tuple[str, lm.Orchestrator]) -> Non
         tab.page.click("text=Checkout API")
         tab.page.wait_for_selector("#start-form")
         assert_accessible(tab.page.content())
+        # Keyboard only: Tab reaches the start form's fields and its button.
+        reached = set()
+        for _ in range(25):
+            tab.page.keyboard.press("Tab")
+            reached.add(
+                tab.page.evaluate(
+                    "() => document.activeElement.id || document.activeElement.textContent"
+                )
+            )
+        assert {"users", "spawn", "runtime", "Start run"} <= reached, reached
         tab.screenshot("dashboard-test-before")
         tab.page.fill("#users", "4")
         tab.page.fill("#spawn", "4")
@@ -251,6 +261,15 @@ def test_a_live_run_from_start_to_stop(host: tuple[str, lm.Orchestrator]) -> Non
         assert width <= 390, "the run page scrolls sideways on a phone"
         phone.screenshot("dashboard-run-phone")
         assert phone.errors == []
+
+        dark = Page(browser, color_scheme="dark")
+        dark.page.context.add_cookies([{"name": "session", "value": "alice-session", "url": base}])
+        dark.page.goto(f"{dash}/runs/{run_id}")
+        dark.page.wait_for_function("() => LMCharts.instances.length >= 2")
+        background = dark.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"  # the dark palette, not white
+        dark.screenshot("dashboard-run-dark")
+        assert dark.errors == []
 
 
 def test_another_tenant_gets_404_and_writes_need_the_csrf_token(

@@ -23,8 +23,9 @@ from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
+from ._columns import SeriesColumns, bucketed
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
-from ._series import python_series, snapshot_values, window_for
+from ._series import window_for
 
 __all__ = [
     "MemoryLoadTestRepository",
@@ -41,6 +42,8 @@ class _State:
         self.tests: dict[str, LoadTest] = {}
         self.runs: dict[str, LoadTestRun] = {}
         self.snapshots: dict[str, list[MetricSnapshot]] = {}
+        # Per run, the series columns of the whole run (None) and of endpoints.
+        self.columns: dict[str, dict[str | None, SeriesColumns]] = {}
         self.monitors: dict[str, tuple[str, datetime]] = {}
         self.slots: dict[str, set[int]] = {}
         self.locustfiles: dict[tuple[str, str], list[Locustfile]] = {}
@@ -115,6 +118,7 @@ class MemoryLoadTestRepository:
                 raise ActiveRunError(test_id, active.id)
             for run in runs:
                 self._s.snapshots.pop(run.id, None)
+                self._s.columns.pop(run.id, None)
                 self._s.slots.pop(run.id, None)
                 self._s.monitors.pop(run.id, None)
                 del self._s.runs[run.id]
@@ -236,6 +240,7 @@ class MemoryMetricsRepository(AddsOne):
                     series.append(snap)  # the usual case: snapshots arrive in order
                 else:
                     bisect.insort(series, snap, key=lambda s: s.timestamp)
+                    self._s.columns.pop(snap.load_test_run_id, None)  # rebuilt on next read
         return stored
 
     @checked
@@ -266,20 +271,27 @@ class MemoryMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        items = self.snapshots(run_id, start=start, end=end)
-        if not items:
-            return []
-        window = window_for(
-            start, end, to_millis(items[0].timestamp), to_millis(items[-1].timestamp), buckets
-        )
+        start_ms = None if start is None else to_millis(start)
+        end_ms = None if end is None else to_millis(end)
+        with self._s.lock:
+            stored = self._s.snapshots.get(run_id, [])
+            by_endpoint = self._s.columns.setdefault(run_id, {})
+            whole = by_endpoint.setdefault(None, SeriesColumns(None))
+            whole.extend(stored)
+            columns = whole
+            if endpoint is not None:
+                columns = by_endpoint.setdefault(endpoint, SeriesColumns(endpoint))
+                columns.extend(stored)
+            # The window is laid over every snapshot in range, as the other
+            # backends do, even when the endpoint is missing from some.
+            lo, hi = whole.bounds(start_ms, end_ms)
+            first = whole.ts[lo] if hi > lo else None
+            last = whole.ts[hi - 1] if hi > lo else None
+            limit = len(columns.ts)
+        window = window_for(start, end, first, last, buckets)
         if window is None:
             return []
-        points = []
-        for snap in items:
-            values = snapshot_values(snap, endpoint)
-            if values is not None:
-                points.append((to_millis(snap.timestamp), values))
-        return python_series(window, points)
+        return bucketed(window, columns, limit)
 
     @checked
     def count(self, run_id: str) -> int:

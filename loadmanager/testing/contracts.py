@@ -7,13 +7,17 @@ pytest collects every test below against it.
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ..clock import to_millis
 from ..errors import (
     ActiveRunError,
     ClusterBusyError,
@@ -24,9 +28,10 @@ from ..errors import (
 )
 from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
-from ..metrics import EndpointStats
+from ..metrics import EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest
 from ..repositories import Storage
+from ..repositories._series import python_series, snapshot_values, window_for
 from ..status import RunStatus
 from .factories import make_load_test, make_run, make_snapshot, make_summary
 
@@ -121,7 +126,7 @@ class LoadTestContract:
         self, storage: Storage
     ) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
         storage.metrics.add(make_snapshot(run.id, _at(0)))
         with pytest.raises(ActiveRunError) as info:
             storage.load_tests.delete(test.id)
@@ -253,7 +258,7 @@ class RunContract:
 
     def test_ending_a_run_releases_the_lease(self, storage: Storage) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
         ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(5), actor="m"))
         assert ended.version == run.version + 1
         assert storage.runs.active_on_cluster(test.locust_cluster_id) is None
@@ -368,7 +373,7 @@ class MonitorClaimContract:
 
     def test_ended_or_missing_runs_cannot_be_claimed(self, storage: Storage) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
         ttl = timedelta(seconds=30)
         assert storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=ttl)
         ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(1), actor="m"))
@@ -490,6 +495,40 @@ class MetricsContract:
         got = storage.metrics.snapshots("r", start=_at(2), end=_at(5))
         assert [s.user_count for s in got] == [2, 3, 4]
         assert [s.user_count for s in storage.metrics.snapshots("r", limit=2)] == [0, 1]
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # One contract class runs per backend, so one method has several executors;
+        # each example builds its own test and run, so none leaks into the next.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=st.data())
+    def test_a_series_equals_the_brute_force_series_of_the_stored_snapshots(
+        self, storage: Storage, data: st.DataObject
+    ) -> None:
+        """Whatever a backend keeps to answer fast (columns, indexes), its series
+        is the one computed snapshot by snapshot, as batches arrive in any order."""
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        for _ in range(data.draw(st.integers(1, 3), label="rounds")):
+            batch = data.draw(st.lists(_series_snapshots(run.id), max_size=25), label="batch")
+            storage.metrics.add_many(batch)
+            buckets = data.draw(st.integers(1, 40), label="buckets")
+            endpoint = data.draw(st.sampled_from([None, "GET /a", "POST /b", "/nowhere"]))
+            bounds = data.draw(
+                st.none() | st.tuples(st.integers(0, 400), st.integers(1, 400)), label="window"
+            )
+            start = end = None
+            if bounds is not None:
+                start, end = _at(min(bounds)), _at(min(bounds) + max(bounds))
+            got = storage.metrics.series(run.id, buckets, endpoint=endpoint, start=start, end=end)
+            stored = storage.metrics.snapshots(run.id, start=start, end=end)
+            assert_same_series(got, _brute_series(stored, buckets, endpoint, start, end))
 
     def test_series_of_an_empty_run_is_empty(self, storage: Storage, runs: None) -> None:
         assert storage.metrics.series("nothing", 10) == []
@@ -730,3 +769,75 @@ class StorageContract(
 
     def test_storage_reports_its_url(self, storage: Storage) -> None:
         assert "://" in storage.url
+
+
+def _series_snapshots(run_id: str) -> st.SearchStrategy[MetricSnapshot]:
+    figure = st.floats(0, 1e6, allow_nan=False)
+    row = st.builds(
+        EndpointStats,
+        method=st.just("GET"),
+        name=st.just("/a"),
+        num_requests=st.integers(0, 10**6),
+        num_failures=st.just(0),
+        current_rps=figure,
+        current_fail_per_sec=figure,
+        median_response_time=st.none() | figure,
+        p95_response_time=st.none() | figure,
+    )
+    other = st.builds(
+        EndpointStats,
+        method=st.just("POST"),
+        name=st.just("/b"),
+        num_requests=st.integers(0, 10**6),
+        num_failures=st.just(0),
+        current_rps=figure,
+        current_fail_per_sec=figure,
+    )
+    return st.builds(
+        lambda second, users, rps, p50, rows: make_snapshot(
+            run_id, _at(second / 10), user_count=users, current_rps=rps, current_p50=p50,
+            endpoints=tuple(rows),
+        ),
+        st.integers(0, 6000),
+        st.integers(0, 10_000),
+        figure,
+        st.none() | figure,
+        st.lists(st.one_of(row, other), max_size=2, unique_by=lambda r: r.method),
+    )  # fmt: skip
+
+
+def _brute_series(
+    stored: list[MetricSnapshot],
+    buckets: int,
+    endpoint: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[SeriesBucket]:
+    if not stored:
+        return []
+    window = window_for(
+        start, end, to_millis(stored[0].timestamp), to_millis(stored[-1].timestamp), buckets
+    )
+    if window is None:
+        return []
+    points = []
+    for snap in stored:
+        values = snapshot_values(snap, endpoint)
+        if values is not None:
+            points.append((to_millis(snap.timestamp), values))
+    return python_series(window, points)
+
+
+def assert_same_series(got: list[SeriesBucket], expected: list[SeriesBucket]) -> None:
+    """Equal buckets; averages may differ in the last bits (sums in another order)."""
+    assert [(b.start, b.end, b.samples) for b in got] == [
+        (b.start, b.end, b.samples) for b in expected
+    ]
+    for mine, theirs in zip(got, expected, strict=True):
+        for field in ("user_count", "current_rps", "current_fail_per_sec",
+                      "current_p50", "current_p95"):  # fmt: skip
+            a, b = getattr(mine, field), getattr(theirs, field)
+            assert (a.min, a.max) == (b.min, b.max), field
+            assert (a.avg is None) == (b.avg is None), field
+            if a.avg is not None and b.avg is not None:
+                assert math.isclose(a.avg, b.avg, rel_tol=1e-9, abs_tol=1e-9), field
