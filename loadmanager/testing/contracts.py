@@ -126,7 +126,7 @@ class LoadTestContract:
         self, storage: Storage
     ) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
         storage.metrics.add(make_snapshot(run.id, _at(0)))
         with pytest.raises(ActiveRunError) as info:
             storage.load_tests.delete(test.id)
@@ -258,7 +258,7 @@ class RunContract:
 
     def test_ending_a_run_releases_the_lease(self, storage: Storage) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
         ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(5), actor="m"))
         assert ended.version == run.version + 1
         assert storage.runs.active_on_cluster(test.locust_cluster_id) is None
@@ -373,7 +373,7 @@ class MonitorClaimContract:
 
     def test_ended_or_missing_runs_cannot_be_claimed(self, storage: Storage) -> None:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
         ttl = timedelta(seconds=30)
         assert storage.runs.claim_monitor(run.id, "a", now=_at(0), ttl=ttl)
         ended = storage.runs.update(run.transition(RunStatus.FINISHED, at=_at(1), actor="m"))
