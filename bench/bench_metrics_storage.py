@@ -1,6 +1,6 @@
 """Ingest and query speed of the metrics repository, per backend.
 
-Stores 43,200 snapshots (12 hours at Locust's 2 s resolution) with 10 endpoint
+Stores 43,200 snapshots (24 hours at Locust's 2 s resolution) with 10 endpoint
 rows each for one run, in batches of 100, then asks for a 500-bucket series five
 times. Prints snapshots/s and query times; asserts nothing (it is not a test).
 

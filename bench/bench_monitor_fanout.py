@@ -111,14 +111,14 @@ def run(
                 began = orch.get_run(r.id).started_at or r.audit.created_at
                 first = math.ceil((started_at - began).total_seconds() / interval)
                 last = math.ceil((ended_at - began).total_seconds() / interval)
-                expected = set(range(first, last))  # slots that began inside the window
+                due = set(range(first, last))  # slots that began inside the window
                 kept = storage.metrics.snapshots(
                     r.id,
                     start=began + timedelta(seconds=first * interval),
                     end=began + timedelta(seconds=last * interval),
                 )
-                lost += len(expected - {s.slot for s in kept})
-                slots += len(expected)
+                lost += len(due - {s.slot for s in kept})
+                slots += len(due)
                 stamps = [s.timestamp for s in kept]
                 stored += len(stamps)
                 lags += [

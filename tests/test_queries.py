@@ -13,8 +13,9 @@ import attrs
 import pytest
 
 import loadmanager as lm
+from loadmanager.comparison import compare
 from loadmanager.metrics import EndpointSummary, Percentiles
-from loadmanager.queries import trend_html
+from loadmanager.queries import trend_html, trend_points
 from loadmanager.status import RunStatus
 from loadmanager.testing import make_load_test, make_run, make_snapshot, make_summary
 
@@ -43,7 +44,7 @@ RUN = summary(row("GET /a", 900, 30, 85.0, 10.5, 45, 87), row("GET /new", 7, 0, 
 
 
 def test_compare_flags_each_figure_against_its_tolerance() -> None:
-    c = lm.comparison.compare("run", RUN, "base", BASE)
+    c = compare("run", RUN, "base", BASE)
     a = c.endpoint("GET /a")
     assert a is not None
     flags = {f.figure: f.regression for f in a.figures}
@@ -65,17 +66,17 @@ def test_compare_flags_each_figure_against_its_tolerance() -> None:
 
 def test_tolerances_are_the_callers_to_set() -> None:
     loose = lm.Tolerances(latency_pct=50, rps_pct=50, error_rate_abs=0.5)
-    c = lm.comparison.compare("run", RUN, "base", BASE, loose)
+    c = compare("run", RUN, "base", BASE, loose)
     assert not c.regression
 
 
 def test_comparing_a_run_without_summary_is_a_validation_error() -> None:
     with pytest.raises(lm.ValidationError):
-        lm.comparison.compare("run", None, "base", BASE)
+        compare("run", None, "base", BASE)
 
 
 def test_comparisons_round_trip_as_json() -> None:
-    c = lm.comparison.compare("run", RUN, "base", BASE)
+    c = compare("run", RUN, "base", BASE)
     assert lm.from_dict(lm.Comparison, lm.to_dict(c)) == c
 
 
@@ -99,7 +100,7 @@ def test_series_trend_and_comparison_export() -> None:
         series = storage.metrics.series(run.id, 5)
     assert len(lm.to_dataframe(series)) == 5
     assert lm.to_csv(series).splitlines()[0].startswith("start,end,samples,user_count_min")
-    comparison_rows = lm.to_dataframe(lm.comparison.compare("run", RUN, "base", BASE))
+    comparison_rows = lm.to_dataframe(compare("run", RUN, "base", BASE))
     assert set(comparison_rows["figure"]) == {
         "requests",
         "rps",
@@ -121,7 +122,7 @@ def test_trend_points_follow_start_order_and_carry_the_verdict() -> None:
         test, status=RunStatus.FINISHED, at=T0, summary=make_summary(), verdict=verdict
     )
     failed = make_run(test, status=RunStatus.FAILED, at=T0)  # never started: no point
-    points = lm.queries.trend_points([late, failed, early])
+    points = trend_points([late, failed, early])
     assert [p.run_id for p in points] == [early.id, late.id]
     assert points[0].verdict is lm.Outcome.PASSED
     assert points[0].p95 == 38
@@ -146,9 +147,7 @@ def test_plots_are_real_pngs(tmp_path: Path) -> None:
         )
         series = storage.metrics.series(run.id, 10)
     lm.save_png(lm.plot_run(series, title="run"), tmp_path / "run.png")
-    lm.save_png(
-        lm.plot_comparison(lm.comparison.compare("r", RUN, "b", BASE)), tmp_path / "cmp.png"
-    )
+    lm.save_png(lm.plot_comparison(compare("r", RUN, "b", BASE)), tmp_path / "cmp.png")
     assert png_size(tmp_path / "run.png") == (900, 650)
     assert png_size(tmp_path / "cmp.png") == (900, 450)
     assert (tmp_path / "run.png").stat().st_size > 10_000
@@ -164,7 +163,7 @@ def test_notebook_displays_are_html() -> None:
     assert "<table" in html
     assert "Aggregated" in html
     assert "verdict: passed" in html
-    assert "GET /a" in lm.comparison.compare("r", RUN, "b", BASE)._repr_html_()
+    assert "GET /a" in compare("r", RUN, "b", BASE)._repr_html_()
 
 
 def test_the_report_is_self_contained_and_holds_the_figures(tmp_path: Path) -> None:
