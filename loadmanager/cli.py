@@ -465,18 +465,7 @@ def compare(ctx: _Context, run_id: str, baseline_run_id: str, output: Path | Non
     """Compare RUN_ID with BASELINE_RUN_ID; exit 1 when a figure regressed."""
     with ctx.orchestrator() as orch:
         comparison = orch.compare(run_id, baseline_run_id)
-        rows = [
-            [
-                e.key,
-                f.figure,
-                f.show(f.baseline),
-                f.show(f.current),
-                f.change,
-                "REGRESSION" if f.regression else "",
-            ]
-            for e in (*comparison.endpoints, comparison.aggregated)
-            for f in e.figures
-        ]
+        rows = [[*row[:5], "REGRESSION" if row[5] else ""] for row in comparison.rows()]
         _table(["endpoint", "figure", "baseline", "run", "change", ""], rows)
         if output is not None:
             path = write_comparison_report(orch, run_id, baseline_run_id, output)

@@ -130,20 +130,17 @@ class Comparison:
         """The comparison of one shared endpoint, or ``None``."""
         return next((e for e in self.endpoints if e.key == key), None)
 
+    def rows(self) -> list[tuple[str, str, str, str, str, bool]]:
+        """Every figure as a person reads it: endpoint, figure, baseline, run,
+        change and whether it regressed (the aggregated row last)."""
+        return [
+            (e.key, f.figure, f.show(f.baseline), f.show(f.current), f.change, f.regression)
+            for e in (*self.endpoints, self.aggregated)
+            for f in e.figures
+        ]
+
     def _repr_html_(self) -> str:
-        rows = []
-        for e in (*self.endpoints, self.aggregated):
-            for f in e.figures:
-                rows.append(
-                    [
-                        e.key,
-                        f.figure,
-                        f.show(f.baseline),
-                        f.show(f.current),
-                        f.change,
-                        "REGRESSION" if f.regression else "",
-                    ]
-                )
+        rows = [[*row[:5], "REGRESSION" if row[5] else ""] for row in self.rows()]
         title = f"Run {self.run_id} vs baseline {self.baseline_run_id}"
         extra = ""
         if self.only_in_run or self.only_in_baseline:

@@ -47,6 +47,12 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
+
+def holds(op: str, observed: float, limit: float) -> bool:
+    """Whether ``observed op limit`` is true (``op`` one of OPERATORS)."""
+    return _OPS[op](observed, limit)
+
+
 _FINAL: dict[str, Callable[[EndpointSummary], float | None]] = {
     "avg": lambda r: r.avg_response_time,
     "min": lambda r: r.min_response_time,

@@ -254,8 +254,9 @@ class LoadTest(_Definition):
         """Shortcut for ``audit.created_by``."""
         return self.audit.created_by
 
-    def _repr_html_(self) -> str:
-        pairs: list[tuple[str, object]] = [
+    def overview(self) -> list[tuple[str, str]]:
+        """The test's key facts as (label, text) pairs, for displays and pages."""
+        return [
             ("id", self.id),
             ("tenant / env", f"{self.tenant_id} / {self.env_id}"),
             ("cluster", self.locust_cluster_id),
@@ -277,9 +278,12 @@ class LoadTest(_Definition):
             ),
             ("created", f"{self.audit.created_at:%Y-%m-%d %H:%M:%S} by {self.audit.created_by}"),
             ("updated", f"{self.audit.updated_at:%Y-%m-%d %H:%M:%S} by {self.audit.updated_by}"),
-            ("version", self.version),
+            ("baseline run", self.baseline_run_id or "the last passed run (default)"),
+            ("version", str(self.version)),
         ]
-        return f"<h4>Load test: {_html.esc(self.name)}</h4>{_html.kv(pairs)}"
+
+    def _repr_html_(self) -> str:
+        return f"<h4>Load test: {_html.esc(self.name)}</h4>{_html.kv(self.overview())}"
 
 
 @attrs.frozen

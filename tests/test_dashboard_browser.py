@@ -8,8 +8,6 @@ what a cookie-authenticated host gets.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -18,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_server import serve
 from browser import Page, chromium
 
 import loadmanager as lm
@@ -39,26 +38,6 @@ def session_cookie(request: ApiRequest) -> Principal | None:
         if name == "session":
             return SESSIONS.get(value)
     return None
-
-
-def serve(app: Any) -> Iterator[str]:
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

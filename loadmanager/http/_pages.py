@@ -7,14 +7,13 @@ tenants, so a foreign id is a NotFoundError here exactly as in the API.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from .. import _units
 from ..charts import comparison_charts, run_charts
-from ..criteria import live_figure
+from ..criteria import holds, live_figure
 from ..errors import NotFoundError
 from ..grammar import render
 from ..metrics import SeriesBucket
@@ -29,14 +28,6 @@ Tenants = frozenset[str] | None
 
 BUCKETS = 200
 ENDPOINT_CHARTS = 8
-_OPS = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 
 
 def sparkline(points: Sequence[TrendPoint], width: int = 120, height: int = 28) -> str | None:
@@ -115,22 +106,7 @@ def test_page(orch: Orchestrator, tenants: Tenants, test_id: str) -> dict[str, A
         "runs": list(reversed(runs)),
         "criteria": _criteria_rows(test),
         "charts": [trend_chart] if len(points) >= 1 else [],
-        "definition": [
-            ("id", test.id),
-            ("tenant", test.tenant_id),
-            ("environment", test.env_id),
-            ("cluster", test.locust_cluster_id),
-            ("target", test.target_url),
-            ("locustfile", test.locustfile),
-            (
-                "default load",
-                f"{test.default_users} users at {test.default_spawn_rate:g}/s"
-                + (f" for {test.default_run_time}" if test.default_run_time else ""),
-            ),
-            ("tags", ", ".join(test.tags) or "-"),
-            ("baseline run", test.baseline_run_id or "the last passed run (default)"),
-            ("version", str(test.version)),
-        ],
+        "definition": test.overview(),
     }
 
 
@@ -177,7 +153,7 @@ def _live_criteria(orch: Orchestrator, run: LoadTestRun, tenants: Tenants) -> li
         elif observed is None or limit is None:
             state = "no figure yet" if observed is None else "watching"
         else:
-            state = "holding" if _OPS[t.op](observed, limit) else "breaking"
+            state = "holding" if holds(t.op, observed, limit) else "breaking"
         rows.append(
             {
                 "criterion": text,
@@ -262,18 +238,8 @@ def compare_page(
     run = orch.get_run(run_id, tenants=tenants)
     baseline = orch.get_run(baseline_id, tenants=tenants)
     comparison = orch.compare(run.id, baseline.id, tenants=tenants)
-    rows = [
-        {
-            "endpoint": e.key,
-            "figure": f.figure,
-            "baseline": f.show(f.baseline),
-            "run": f.show(f.current),
-            "change": f.change,
-            "regression": f.regression,
-        }
-        for e in (*comparison.endpoints, comparison.aggregated)
-        for f in e.figures
-    ]
+    keys = ("endpoint", "figure", "baseline", "run", "change", "regression")
+    rows = [dict(zip(keys, row, strict=True)) for row in comparison.rows()]
     charts = comparison_charts(
         run,
         orch.series(run.id, BUCKETS, tenants=tenants),
