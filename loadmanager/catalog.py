@@ -151,11 +151,27 @@ class Catalog:
         if not run.is_active and run.summary is not None:
             found = list(run.failures)
         else:
-            recent = timedelta(seconds=3 * run.parameters.poll_interval)
-            since = self.clock.now() - recent if run.is_active else None
-            latest = self.storage.metrics.snapshots(run_id, start=since)
-            found = list(latest[-1].failures) if latest else []
+            latest = self._latest(run)
+            found = list(latest.failures) if latest is not None else []
         return sorted(found, key=lambda f: (-f.occurrences, f.key, f.error))
+
+    def latest_snapshot(self, run_id: str, *, tenants: Tenants = None) -> MetricSnapshot | None:
+        """The run's newest snapshot: one of the last three poll intervals while
+        it runs (an older one is not "now"), its last one once it has ended."""
+        return self._latest(self.get_run(run_id, tenants=tenants))
+
+    def _latest(self, run: LoadTestRun) -> MetricSnapshot | None:
+        since = self.clock.now() - timedelta(seconds=3 * run.parameters.poll_interval)
+        recent = self.storage.metrics.snapshots(run.id, start=since if run.is_active else None)
+        return recent[-1] if recent else None
+
+    def load_test_of(self, run: LoadTestRun, *, tenants: Tenants = None) -> LoadTest | None:
+        """The run's load test; ``None`` when it was deleted since the run (or
+        lies outside ``tenants``), so a summary or a page goes on without it."""
+        try:
+            return self.get_load_test(run.load_test_id, tenants=tenants)
+        except NotFoundError:
+            return None
 
     def percentiles(
         self,

@@ -28,7 +28,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -254,18 +253,16 @@ def _rich_wait(orch: Orchestrator, run: LoadTestRun, timeout: float | None) -> L
                 bar.update(task, status=run.status.value, completed=planned)
                 return run
             if deadline is not None and time.monotonic() >= deadline:
-                return orch.wait(run.id, timeout=0)  # raises WaitTimeoutError
-            since = orch.clock.now()
-            span = timedelta(seconds=3 * run.parameters.poll_interval)
-            recent = orch.snapshots(run.id, start=since - span)
+                raise WaitTimeoutError(run.id, run.status.value, timeout or 0.0)
+            s = orch.latest_snapshot(run.id)
             figures = ""
-            if recent:
-                s = recent[-1]
+            if s is not None:
                 figures = (
                     f"users {s.user_count}  rps {s.current_rps:.1f}  "
                     f"fail/s {s.current_fail_per_sec:.1f}"
                 )
-            elapsed = (since - run.started_at).total_seconds() if run.started_at else 0.0
+            now = orch.clock.now()
+            elapsed = (now - run.started_at).total_seconds() if run.started_at else 0.0
             bar.update(task, status=run.status.value, completed=elapsed, figures=figures)
             time.sleep(0.5)
 
@@ -409,14 +406,7 @@ def show(ctx: _Context, run_id: str) -> None:
     """Print a run's summary (live figures while it runs)."""
     with ctx.orchestrator() as orch:
         found = orch.get_run(run_id)
-        _print_summary(found, _test_of(orch, found))
-
-
-def _test_of(orch: Orchestrator, run: LoadTestRun) -> LoadTest | None:
-    try:
-        return orch.get_load_test(run.load_test_id)
-    except NotFoundError:
-        return None
+        _print_summary(found, orch.load_test_of(found))
 
 
 @cli.command()
@@ -482,7 +472,7 @@ def gate(ctx: _Context, run_id: str, quiet: bool) -> None:
     with ctx.orchestrator() as orch:
         found = orch.get_run(run_id)
         if not quiet:
-            _print_summary(found, _test_of(orch, found))
+            _print_summary(found, orch.load_test_of(found))
     sys.exit(exit_code(found))
 
 

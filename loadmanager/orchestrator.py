@@ -10,7 +10,7 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -23,7 +23,6 @@ from .clock import Clock, IdFactory, as_clock, new_id
 from .clusters import ClientFactory, ClientPool, ClusterRegistry, default_client_factory
 from .errors import (
     ClusterBusyError,
-    NotFoundError,
     StaleVersionError,
     ValidationError,
     WaitTimeoutError,
@@ -32,7 +31,6 @@ from .filters import MAX_LIMIT, RunFilter
 from .lifecycle import RunLifecycle
 from .locustfile_catalog import LocustfileCatalog
 from .locustfiles import LocustfileSource
-from .metrics import MetricSnapshot
 from .models import LoadTest, LoadTestRun, LoadTestSpec, RunOverrides
 from .monitor import Monitor
 from .queries import frozen_baseline
@@ -340,18 +338,9 @@ class Orchestrator(LocustfileCatalog):
             clock.sleep(0.25)
 
     def _print_summary(self, run: LoadTestRun, tenants: Tenants) -> None:
-        try:
-            test: LoadTest | None = self.get_load_test(run.load_test_id, tenants=tenants)
-        except NotFoundError:
-            test = None  # deleted since: the summary goes on without its name
         from .summary import print_summary  # rendering loads only when asked for
 
-        print_summary(run, test)
-
-    def _latest(self, run: LoadTestRun) -> MetricSnapshot | None:
-        since = self.clock.now() - timedelta(seconds=3 * run.parameters.poll_interval)
-        recent = self.storage.metrics.snapshots(run.id, start=since if run.is_active else None)
-        return recent[-1] if recent else None
+        print_summary(run, self.load_test_of(run, tenants=tenants))
 
     def reconcile(self) -> list[LoadTestRun]:
         """Take over the active runs on this replica's clusters, and settle them.

@@ -18,7 +18,6 @@ from typing import Any, Protocol, overload
 from . import _html
 from .charts import asset, comparison_charts, run_charts, spec_json
 from .comparison import Comparison
-from .errors import NotFoundError
 from .metrics import SeriesBucket
 from .models import LoadTest, LoadTestRun
 from .summary import summarize
@@ -147,7 +146,7 @@ class ReportSource(Protocol):
 
     def get_run(self, run_id: str) -> LoadTestRun: ...
 
-    def get_load_test(self, load_test_id: str) -> LoadTest: ...
+    def load_test_of(self, run: LoadTestRun) -> LoadTest | None: ...
 
     def series(
         self, run_id: str, buckets: int = 100, *, endpoint: str | None = None
@@ -208,10 +207,7 @@ def write_report(
         series = args[0] if args else []
         return _write(source, render_report(run_id, path, series))
     run = source.get_run(run_id)
-    try:
-        test: LoadTest | None = source.get_load_test(run.load_test_id)
-    except NotFoundError:
-        test = None
+    test = source.load_test_of(run)
     series = source.series(run.id, buckets)
     html = render_report(run, test, series, _endpoint_series(source, run, buckets))
     return _write(path, html)

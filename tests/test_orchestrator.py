@@ -380,3 +380,31 @@ def test_one_slow_master_does_not_delay_the_others() -> None:
         slow_snaps = len(orch.snapshots(runs["slow"].id))
     assert fast_snaps >= 4, fast_snaps  # about one every 0.5 s
     assert slow_snaps <= 1, slow_snaps
+
+
+def test_the_latest_snapshot_is_recent_while_a_run_lives_and_the_last_once_it_ended(
+    orch: lm.Orchestrator, clock: ManualClock
+) -> None:
+    test = create(orch)
+    run = orch.start_run(test.id, actor=ACTOR)
+    assert orch.latest_snapshot(run.id) is None
+    polled = orch.refresh(run.id)
+    latest = orch.latest_snapshot(run.id)
+    assert latest is not None
+    assert latest.load_test_run_id == run.id
+    clock.advance(3 * polled.parameters.poll_interval + 1)
+    assert orch.latest_snapshot(run.id) is None  # too old to stand for "now"
+    orch.stop_run(run.id, actor=ACTOR)
+    orch.refresh(run.id)
+    ended = orch.get_run(run.id)
+    assert not ended.is_active
+    assert orch.latest_snapshot(run.id) is not None  # an ended run's last one
+    with pytest.raises(lm.NotFoundError):
+        orch.latest_snapshot(run.id, tenants={"someone-else"})
+
+
+def test_the_load_test_of_a_run_is_none_where_it_cannot_be_read(orch: lm.Orchestrator) -> None:
+    test = create(orch)
+    run = orch.start_run(test.id, actor=ACTOR)
+    assert orch.load_test_of(run) == orch.get_load_test(test.id)
+    assert orch.load_test_of(run, tenants={"someone-else"}) is None

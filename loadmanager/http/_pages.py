@@ -8,16 +8,14 @@ tenants, so a foreign id is a NotFoundError here exactly as in the API.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 from .. import _units
 from ..charts import comparison_charts, run_charts
 from ..criteria import holds, live_figure
-from ..errors import NotFoundError
 from ..grammar import render
-from ..metrics import SeriesBucket
-from ..models import WINDOW_METRICS, LoadTest, LoadTestRun, Threshold
+from ..metrics import MetricSnapshot, SeriesBucket
+from ..models import WINDOW_METRICS, LoadTest, LoadTestRun
 from ..orchestrator import Orchestrator
 from ..queries import TrendPoint
 from ..summary import summarize
@@ -72,12 +70,7 @@ def tests_page(orch: Orchestrator, tenants: Tenants, filters: Mapping[str, str])
 
 
 def _criteria_rows(test: LoadTest) -> list[dict[str, str]]:
-    return [{"text": render_threshold(t)} for t in test.thresholds]
-
-
-def render_threshold(t: Threshold) -> str:
-    """A criterion in the compact grammar."""
-    return render(t)
+    return [{"text": render(t)} for t in test.thresholds]
 
 
 def test_page(orch: Orchestrator, tenants: Tenants, test_id: str) -> dict[str, Any]:
@@ -111,22 +104,20 @@ def test_page(orch: Orchestrator, tenants: Tenants, test_id: str) -> dict[str, A
 
 
 def _endpoint_series(
-    orch: Orchestrator, run: LoadTestRun, tenants: Tenants
+    orch: Orchestrator, run: LoadTestRun, latest: MetricSnapshot | None, tenants: Tenants
 ) -> dict[str, list[SeriesBucket]]:
+    """The busiest endpoints' series: by Locust's final figures, or the latest snapshot's."""
     keys: list[str]
     if run.summary is not None:
         rows = sorted(run.summary.endpoints, key=lambda e: -e.num_requests)
         keys = [r.key for r in rows[:ENDPOINT_CHARTS]]
     else:
-        latest = orch.snapshots(
-            run.id, start=orch.clock.now() - timedelta(seconds=30), tenants=tenants
-        )
-        rows_live = sorted(latest[-1].endpoints, key=lambda e: -e.num_requests) if latest else []
-        keys = [r.key for r in rows_live if r.method][:ENDPOINT_CHARTS]
+        live = sorted(latest.endpoints, key=lambda e: -e.num_requests) if latest else []
+        keys = [r.key for r in live if r.method][:ENDPOINT_CHARTS]
     return {k: orch.series(run.id, BUCKETS, endpoint=k, tenants=tenants) for k in keys}
 
 
-def _live_criteria(orch: Orchestrator, run: LoadTestRun, tenants: Tenants) -> list[dict[str, str]]:
+def _live_criteria(run: LoadTestRun, latest: MetricSnapshot | None) -> list[dict[str, str]]:
     """Each criterion's state now: the verdict's when the run has ended, else the
     latest snapshot's figure against the limit (final-only metrics wait)."""
     if run.verdict is not None:
@@ -140,12 +131,9 @@ def _live_criteria(orch: Orchestrator, run: LoadTestRun, tenants: Tenants) -> li
             }
             for r in run.verdict.results
         ]
-    since = orch.clock.now() - timedelta(seconds=3 * run.parameters.poll_interval)
-    recent = orch.snapshots(run.id, start=since, tenants=tenants)
-    latest = recent[-1] if recent else None
     rows = []
     for t in run.parameters.thresholds:
-        text = render_threshold(t)
+        text = render(t)
         observed = live_figure(latest, t) if latest is not None else None
         limit = t.limit(None) if t.baseline is None else None
         if t.metric not in WINDOW_METRICS:
@@ -169,26 +157,23 @@ def _live_criteria(orch: Orchestrator, run: LoadTestRun, tenants: Tenants) -> li
 def run_live(orch: Orchestrator, tenants: Tenants, run_id: str) -> dict[str, Any]:
     """What the run page redraws every poll interval."""
     run = orch.get_run(run_id, tenants=tenants)
-    test = _test_or_none(orch, run, tenants)
+    test = orch.load_test_of(run, tenants=tenants)
     series = orch.series(run.id, BUCKETS, tenants=tenants)
     summary = summarize(run, test, failures=50)
+    latest = orch.latest_snapshot(run.id, tenants=tenants)
     live_rows: list[Any] = []
-    if run.summary is None:
-        since = orch.clock.now() - timedelta(seconds=3 * run.parameters.poll_interval)
-        recent = orch.snapshots(run.id, start=since, tenants=tenants)
-        if recent:
-            latest = recent[-1]
-            live_rows = [
-                (
-                    r.key,
-                    f"{r.num_requests:,}",
-                    f"{r.num_failures:,}",
-                    _units.show("rps", r.current_rps),
-                    _units.show("median", r.median_response_time),
-                    _units.show("p95", r.p95_response_time),
-                )
-                for r in latest.endpoints
-            ]
+    if run.summary is None and latest is not None:
+        live_rows = [
+            (
+                r.key,
+                f"{r.num_requests:,}",
+                f"{r.num_failures:,}",
+                _units.show("rps", r.current_rps),
+                _units.show("median", r.median_response_time),
+                _units.show("p95", r.p95_response_time),
+            )
+            for r in latest.endpoints
+        ]
     return {
         "run": run,
         "test": test,
@@ -196,23 +181,16 @@ def run_live(orch: Orchestrator, tenants: Tenants, run_id: str) -> dict[str, Any
         "reason": run.failure_reason or "",
         "active": run.status.is_active,
         "stoppable": run.status.value == "running",
-        "charts": run_charts(run, series, _endpoint_series(orch, run, tenants)),
+        "charts": run_charts(run, series, _endpoint_series(orch, run, latest, tenants)),
         "summary": summary,
         "endpoint_section": next((s for s in summary.sections if s.title == "Endpoints"), None),
         "failure_sections": [
             s for s in summary.sections if s.title.startswith(("Failures", "Exceptions"))
         ],
         "live_rows": live_rows,
-        "criteria": _live_criteria(orch, run, tenants),
+        "criteria": _live_criteria(run, latest),
         "poll_seconds": run.parameters.poll_interval,
     }
-
-
-def _test_or_none(orch: Orchestrator, run: LoadTestRun, tenants: Tenants) -> LoadTest | None:
-    try:
-        return orch.get_load_test(run.load_test_id, tenants=tenants)
-    except NotFoundError:
-        return None
 
 
 def run_page(orch: Orchestrator, tenants: Tenants, run_id: str) -> dict[str, Any]:
