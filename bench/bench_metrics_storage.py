@@ -33,7 +33,7 @@ from loadmanager.testing import make_load_test, make_run
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
-def snapshots(run_id: str, count: int) -> Iterator[lm.MetricSnapshot]:
+def snapshots(run_id: str, count: int, rows_per_snapshot: int = 10) -> Iterator[lm.MetricSnapshot]:
     rows = tuple(
         EndpointStats(
             "GET",
@@ -49,7 +49,7 @@ def snapshots(run_id: str, count: int) -> Iterator[lm.MetricSnapshot]:
             40.0,
             90.0,
         )
-        for n in range(10)
+        for n in range(rows_per_snapshot)
     )
     for i in range(count):
         yield lm.MetricSnapshot(
@@ -92,13 +92,13 @@ def open_backend(name: str, workdir: Path) -> Iterator[lm.Storage]:
         raise SystemExit(f"unknown backend {name!r}")
 
 
-def bench(name: str, count: int, batch: int, buckets: int) -> dict[str, float]:
+def bench(name: str, count: int, batch: int, buckets: int, rows: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, open_backend(name, Path(tmp)) as storage:
         test = storage.load_tests.add(make_load_test())
         run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
         started = time.perf_counter()
         pending: list[lm.MetricSnapshot] = []
-        for snap in snapshots(run.id, count):
+        for snap in snapshots(run.id, count, rows):
             pending.append(snap)
             if len(pending) == batch:
                 storage.metrics.add_many(pending)
@@ -107,21 +107,30 @@ def bench(name: str, count: int, batch: int, buckets: int) -> dict[str, float]:
             storage.metrics.add_many(pending)
         ingest = time.perf_counter() - started
         assert storage.metrics.count(run.id) == count
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            series = storage.metrics.series(run.id, buckets)
-            times.append(time.perf_counter() - t)
-        assert len(series) == buckets
+
+        def timed(endpoint: str | None) -> list[float]:
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                series = storage.metrics.series(run.id, buckets, endpoint=endpoint)
+                times.append(time.perf_counter() - t)
+                assert 0 < len(series) <= buckets
+            return times
+
+        whole = timed(None)
+        endpoint = timed("GET /api/endpoint/3")
         t = time.perf_counter()
-        storage.metrics.add(next(snapshots(run.id, 1)))
+        storage.metrics.add(next(snapshots(run.id, 1, rows)))
         single = time.perf_counter() - t
+        size = sum(f.stat().st_size for f in Path(tmp).glob("bench.db*"))
         return {
             "ingest_s": ingest,
             "snapshots_per_s": count / ingest,
             "single_add_ms": single * 1000,
-            "series_median_ms": statistics.median(times) * 1000,
-            "series_min_ms": min(times) * 1000,
+            "series_median_ms": statistics.median(whole) * 1000,
+            "series_min_ms": min(whole) * 1000,
+            "endpoint_median_ms": statistics.median(endpoint) * 1000,
+            "bytes_per_snapshot": size / count,
         }
 
 
@@ -133,9 +142,10 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=43_200)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--buckets", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=10, help="endpoint rows per snapshot")
     args = parser.parse_args()
     print(
-        f"# metrics storage: {args.snapshots} snapshots x 10 endpoint rows,"
+        f"# metrics storage: {args.snapshots} snapshots x {args.rows} endpoint rows,"
         f" batches of {args.batch},"
     )
     print(
@@ -145,15 +155,16 @@ def main() -> None:
     print(f"# reproduce: python {' '.join(sys.argv)}")
     print(
         f"{'backend':<9}{'ingest s':>10}{'snap/s':>10}{'1 add ms':>10}"
-        f"{'series ms':>11}{'min ms':>9}"
+        f"{'series ms':>11}{'min ms':>9}{'1 endpoint ms':>15}{'bytes/snap':>12}"
     )
     results = {}
     for name in args.backends.split(","):
-        r = bench(name, args.snapshots, args.batch, args.buckets)
+        r = bench(name, args.snapshots, args.batch, args.buckets, args.rows)
         results[name] = r
         print(
             f"{name:<9}{r['ingest_s']:>10.2f}{r['snapshots_per_s']:>10.0f}{r['single_add_ms']:>10.2f}"
             f"{r['series_median_ms']:>11.1f}{r['series_min_ms']:>9.1f}"
+            f"{r['endpoint_median_ms']:>15.1f}{r['bytes_per_snapshot'] or float('nan'):>12.0f}"
         )
     if "memory" in results:
         base = results["memory"]["series_median_ms"]

@@ -296,7 +296,11 @@ class Catalog:
         end: datetime | None = None,
         tenants: Tenants = None,
     ) -> list[SeriesBucket]:
-        """The run's snapshots downsampled to ``buckets`` buckets, in the backend.
+        """The run's snapshots downsampled to at most ``buckets`` buckets, in the backend.
+
+        Buckets 10 s wide or wider are aligned to a rollup level (10 s, 1 min,
+        10 min) and answered from rolled-up cells; see
+        :meth:`~loadmanager.filters.SeriesWindow.laid_out`.
 
         Args:
             endpoint: ``"GET /items"`` for that endpoint's own figures.

@@ -17,7 +17,14 @@ from . import _constraints as c
 from .errors import ValidationError
 from .status import RunStatus
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "LoadTestFilter", "RunFilter", "SeriesWindow"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "ROLLUP_LEVELS_MS",
+    "LoadTestFilter",
+    "RunFilter",
+    "SeriesWindow",
+]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -137,23 +144,54 @@ class RunFilter:
     limit: int = attrs.field(default=DEFAULT_LIMIT, validator=_LIMIT)
 
 
+ROLLUP_LEVELS_MS = (10_000, 60_000, 600_000)
+"""The widths (10 s, 1 min, 10 min) at which backends keep figures rolled up.
+
+A series whose buckets are at least 10 s wide is laid on the coarsest level no
+wider than its buckets, so a backend answers it from rolled-up cells instead of
+every snapshot, and its cost grows with the buckets asked for, not with the
+snapshots stored (RRDtool and Graphite lay their archives out the same way).
+"""
+
+
 @attrs.frozen
 class SeriesWindow:
-    """How a series of ``buckets`` equal buckets is laid over ``[start, end)``.
+    """How a series of at most ``buckets`` equal buckets is laid over ``[start, end)``.
 
-    All backends bucket the same way: on epoch milliseconds, bucket ``i`` covering
+    All backends bucket the same way, on epoch milliseconds: bucket ``i`` covers
     ``[start + i*width, start + (i+1)*width)``. Without an explicit window the
     run's first and last snapshot bound it.
+
+    When ``span / buckets`` is at least the finest rollup level, the layout is
+    aligned to the coarsest level ``level_ms`` no wider than that: the window
+    widens outwards to whole level cells and each bucket is a whole number of
+    cells. Buckets then hold whole cells, which is what makes rolled-up figures
+    exact; a short window keeps the exact layout (``level_ms == 0``).
     """
 
     start_ms: int
     end_ms: int
     buckets: int
+    level_ms: int = 0
+
+    @classmethod
+    def laid_out(cls, start_ms: int, end_ms: int, buckets: int) -> SeriesWindow:
+        """The layout for ``[start_ms, end_ms)`` in at most ``buckets`` buckets."""
+        width = max(1, -(-(end_ms - start_ms) // buckets))
+        fitting = [level for level in ROLLUP_LEVELS_MS if level <= width]
+        if not fitting:
+            return cls(start_ms, end_ms, buckets)
+        level = fitting[-1]
+        start = start_ms // level * level
+        end = -(-end_ms // level) * level
+        return cls(start, end, buckets, level)
 
     @property
     def width_ms(self) -> int:
-        """Bucket width in milliseconds, at least 1."""
+        """Bucket width in milliseconds, at least 1 (a whole number of levels)."""
         span = self.end_ms - self.start_ms
+        if self.level_ms:
+            return -(-span // (self.buckets * self.level_ms)) * self.level_ms
         return max(1, -(-span // self.buckets))
 
     def index(self, at_ms: int) -> int:

@@ -15,7 +15,8 @@ import loadmanager as lm
 from loadmanager.status import RunStatus
 from loadmanager.testing import make_load_test, make_run, make_snapshot
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, 0, 0, 3, 250_000, tzinfo=timezone.utc)  # off every level
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FIELDS = ("user_count", "current_rps", "current_fail_per_sec", "current_p50", "current_p95")
 _ids = itertools.count()
 
@@ -26,21 +27,39 @@ def storage(each_storage: lm.Storage) -> lm.Storage:
     return each_storage
 
 
+LEVELS_MS = (10_000, 60_000, 600_000)
+
+
+def layout(lo_ms: int, hi_ms: int, buckets: int) -> tuple[int, int, int]:
+    """The documented layout, written out again: (start, end, width) in ms."""
+    width = max(1, math.ceil((hi_ms - lo_ms) / buckets))
+    fitting = [level for level in LEVELS_MS if level <= width]
+    if not fitting:
+        return lo_ms, hi_ms, width
+    level = fitting[-1]
+    lo_ms, hi_ms = lo_ms // level * level, math.ceil(hi_ms / level) * level
+    return lo_ms, hi_ms, math.ceil((hi_ms - lo_ms) / (buckets * level)) * level
+
+
 def brute_force(
     snaps: list[lm.MetricSnapshot], buckets: int, start: datetime | None, end: datetime | None
 ) -> list[tuple[datetime, int, list[tuple[float | None, float | None, float | None]]]]:
-    if not snaps:
+    def ms(t: datetime) -> int:
+        return round((t - EPOCH).total_seconds() * 1000)
+
+    asked = [s for s in snaps if (start is None or s.timestamp >= start)]
+    asked = [s for s in asked if end is None or s.timestamp < end]
+    if (start is None or end is None) and not asked:
         return []
-    lo = start or min(s.timestamp for s in snaps)
-    hi = end or max(s.timestamp for s in snaps) + timedelta(milliseconds=1)
-    inside = [s for s in snaps if lo <= s.timestamp < hi]
-    if not inside or hi <= lo:
+    lo = ms(start) if start else min(ms(s.timestamp) for s in asked)
+    hi = ms(end) if end else max(ms(s.timestamp) for s in asked) + 1
+    if hi <= lo:
         return []
-    span_ms = round((hi - lo).total_seconds() * 1000)
-    width = max(1, math.ceil(span_ms / buckets))
+    lo, hi, width = layout(lo, hi, buckets)
     groups: dict[int, list[lm.MetricSnapshot]] = {}
-    for s in inside:
-        groups.setdefault(round((s.timestamp - lo).total_seconds() * 1000) // width, []).append(s)
+    for s in snaps:
+        if lo <= ms(s.timestamp) < hi:
+            groups.setdefault((ms(s.timestamp) - lo) // width, []).append(s)
     out = []
     for index in sorted(groups):
         members = groups[index]
@@ -52,13 +71,13 @@ def brute_force(
                 if values
                 else (None, None, None)
             )
-        out.append((lo + timedelta(milliseconds=index * width), len(members), stats))
+        out.append((EPOCH + timedelta(milliseconds=lo + index * width), len(members), stats))
     return out
 
 
 measure = st.none() | st.floats(0, 10_000, allow_nan=False).map(lambda x: round(x, 3))
 snapshot_args = st.tuples(
-    st.integers(0, 120_000),  # offset in ms
+    st.integers(0, 120_000) | st.integers(0, 4_000_000),  # offset in ms
     st.integers(0, 500),
     st.floats(0, 5_000, allow_nan=False).map(lambda x: round(x, 3)),
     measure,
@@ -74,7 +93,9 @@ snapshot_args = st.tuples(
 @given(
     points=st.lists(snapshot_args, max_size=40, unique_by=lambda p: p[0]),
     buckets=st.integers(1, 60),
-    window=st.none() | st.tuples(st.integers(-5_000, 60_000), st.integers(1, 90_000)),
+    window=st.none()
+    | st.tuples(st.integers(-5_000, 60_000), st.integers(1, 90_000))
+    | st.tuples(st.integers(-700_000, 4_000_000), st.integers(1, 8_000_000)),
 )
 def test_buckets_agree_with_brute_force(
     storage: lm.Storage,

@@ -189,3 +189,46 @@ def test_a_long_read_never_holds_up_a_write(tmp_path: Path) -> None:
         assert took < 1.0  # with one shared connection this waited for the reader
         assert result == [0]  # the reader kept its snapshot of before the write
         assert storage.metrics.count(run.id) == 1
+
+
+def test_migration_6_rolls_up_the_snapshots_a_schema_5_file_holds(tmp_path: Path) -> None:
+    """Runs stored before rollups existed answer wide series from rollups built on opening."""
+    from datetime import datetime, timedelta, timezone
+
+    from loadmanager.metrics import EndpointStats
+    from loadmanager.testing import make_run, make_snapshot
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = tmp_path / "old.db"
+    t0 = datetime(2025, 3, 1, 0, 0, 7, tzinfo=timezone.utc)
+    rows = (
+        EndpointStats("GET", "/a", 10, 0, 5.0, 0.0, median_response_time=12.0),
+        EndpointStats("", "custom", 3, 1, 1.0, 0.5, p95_response_time=40.0),
+    )
+    with lm.connect(f"sqlite:///{path}") as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.FINISHED))
+        storage.metrics.add_many(
+            make_snapshot(
+                run.id,
+                t0 + timedelta(seconds=2 * i),
+                user_count=i % 50,
+                current_p50=None if i % 9 == 0 else float(i % 70),
+                endpoints=rows[: i % 3],
+            )
+            for i in range(3_000)
+        )
+        asked = [(None, 40), ("GET /a", 12), ("custom", 5), ("POST /none", 7)]
+        expected = {key: storage.metrics.series(run.id, n, endpoint=key) for key, n in asked}
+    # What schema 5 held: the same snapshots, no rollups.
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE metrics_rollups; PRAGMA user_version = 5;")
+    conn.close()
+    with lm.connect(f"sqlite:///{path}") as storage:
+        assert storage.schema_version == SCHEMA_VERSION
+        for key, n in asked:
+            got = storage.metrics.series(run.id, n, endpoint=key)
+            assert all(b.end - b.start >= timedelta(seconds=10) for b in got)
+            assert_same_series(got, expected[key])
+        assert all(expected[key] for key in (None, "GET /a", "custom"))
+        assert expected["POST /none"] == []

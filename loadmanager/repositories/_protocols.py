@@ -166,10 +166,14 @@ class MetricsRepository(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        """A run's snapshots downsampled into ``buckets`` equal buckets.
+        """A run's snapshots downsampled into at most ``buckets`` equal buckets.
 
         Computed by the backend itself. Without ``start``/``end`` the run's first
-        and last snapshot bound the window. Empty buckets are left out. With
+        and last snapshot bound the window. Buckets of 10 s or more are laid on
+        a rollup level (:meth:`~loadmanager.filters.SeriesWindow.laid_out`): the
+        window widens to whole cells of 10 s, 1 min or 10 min, each bucket is a
+        whole number of them, and a backend may answer from rolled-up cells.
+        Empty buckets are left out. With
         ``endpoint`` (``"GET /items"``) the figures are that endpoint's: its
         current rps and failures/s, its median as p50 and its p95; the user
         count stays the run's.
@@ -181,7 +185,6 @@ class MetricsRepository(Protocol):
         ...
 
 
-@runtime_checkable
 @runtime_checkable
 class LocustfileRepository(Protocol):
     """Stores locustfiles: versions of a (tenant, name), never changed once written."""

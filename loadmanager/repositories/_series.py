@@ -74,14 +74,23 @@ def window_for(
     last_ms: int | None,
     buckets: int,
 ) -> SeriesWindow | None:
-    """The bucket layout, or ``None`` when there is nothing to bucket."""
-    if first_ms is None or last_ms is None:
+    """The bucket layout, or ``None`` when there is nothing to bucket.
+
+    ``first_ms`` and ``last_ms`` are the first and last snapshot in the asked
+    range; they stand in for a missing ``start`` or ``end``, and are not needed
+    when both are given. The layout may widen the range to whole rollup cells
+    (:meth:`SeriesWindow.laid_out`): read the snapshots of the layout's range.
+    """
+    if start is not None and end is not None:
+        start_ms, end_ms = to_millis(start), to_millis(end)
+    elif first_ms is None or last_ms is None:
         return None
-    start_ms = to_millis(start) if start is not None else first_ms
-    end_ms = to_millis(end) if end is not None else last_ms + 1
+    else:
+        start_ms = to_millis(start) if start is not None else first_ms
+        end_ms = to_millis(end) if end is not None else last_ms + 1
     if end_ms <= start_ms:
         return None
-    return SeriesWindow(start_ms, end_ms, buckets)
+    return SeriesWindow.laid_out(start_ms, end_ms, buckets)
 
 
 def from_millis(ms: int) -> datetime:
@@ -94,17 +103,17 @@ def assemble(
     rows: Iterable[tuple[int, int, Sequence[float | None]]],
 ) -> list[SeriesBucket]:
     """Buckets from ``(index, samples, [min, avg, max] * len(SERIES_FIELDS))`` rows."""
+    # Building the buckets is most of a series' cost once the backend reads
+    # rollups, so this loop avoids per-value generators and datetime parsing.
     result = []
-    width = window.width_ms
+    step = timedelta(milliseconds=window.width_ms)
+    origin = from_millis(window.start_ms)
     for index, samples, figures in sorted(rows, key=lambda r: r[0]):
-        stats = [
-            Stat(*(None if v is None else float(v) for v in figures[i * 3 : i * 3 + 3]))
-            for i in range(len(SERIES_FIELDS))
-        ]
-        begin = window.start_ms + int(index) * width
-        result.append(
-            SeriesBucket(from_millis(begin), from_millis(begin + width), int(samples), *stats)
-        )
+        v = [None if x is None else float(x) for x in figures]
+        begin = origin + step * int(index)
+        stats = (Stat(v[0], v[1], v[2]), Stat(v[3], v[4], v[5]), Stat(v[6], v[7], v[8]))
+        more = (Stat(v[9], v[10], v[11]), Stat(v[12], v[13], v[14]))
+        result.append(SeriesBucket(begin, begin + step, int(samples), *stats, *more))
     return result
 
 

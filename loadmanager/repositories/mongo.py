@@ -622,21 +622,29 @@ class MongoMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        match = self._match(run_id, start, end)
         with _mapped("computing a series"):
-            bounds = list(
-                self._col.aggregate(
-                    [
-                        {"$match": match},
-                        {"$group": {"_id": None, "lo": {"$min": "$tsMs"}, "hi": {"$max": "$tsMs"}}},
-                    ]
+            lo = hi = None
+            if start is None or end is None:  # the run's own bounds stand in
+                bounds = list(
+                    self._col.aggregate(
+                        [
+                            {"$match": self._match(run_id, start, end)},
+                            {
+                                "$group": {
+                                    "_id": None,
+                                    "lo": {"$min": "$tsMs"},
+                                    "hi": {"$max": "$tsMs"},
+                                }
+                            },
+                        ]
+                    )
                 )
-            )
-            if not bounds:
-                return []
-            window = window_for(start, end, bounds[0]["lo"], bounds[0]["hi"], buckets)
+                if bounds:
+                    lo, hi = bounds[0]["lo"], bounds[0]["hi"]
+            window = window_for(start, end, lo, hi, buckets)
             if window is None:
                 return []
+            match = self._match(run_id, from_millis(window.start_ms), from_millis(window.end_ms))
             group: dict[str, Any] = {
                 "_id": {
                     "$floor": {

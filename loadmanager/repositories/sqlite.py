@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
@@ -34,11 +34,12 @@ from ..errors import (
     RepositoryUnavailableError,
     StaleVersionError,
 )
-from ..filters import LoadTestFilter, RunFilter
+from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
+from ._rollups import WHOLE_RUN, endpoint_scope
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -50,6 +51,86 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_ROLLUP_COLUMNS = [
+    f"{part}_{field}" for field in SERIES_FIELDS for part in ("n", "sum", "min", "max")
+]
+
+
+def _rollup_figures(sources: Sequence[str]) -> str:
+    """count, sum, min and max of each series figure, for a GROUP BY."""
+    return ", ".join(f"COUNT({v}), TOTAL({v}), MIN({v}), MAX({v})" for v in sources)
+
+
+def _rollups_table() -> str:
+    types = {"n": "INTEGER NOT NULL", "sum": "REAL NOT NULL", "min": "REAL", "max": "REAL"}
+    columns = "".join(f"{c} {types[c.split('_')[0]]}, " for c in _ROLLUP_COLUMNS)
+    return (
+        "CREATE TABLE metrics_rollups (run_id TEXT NOT NULL REFERENCES load_test_runs (id),"
+        " level INTEGER NOT NULL, scope TEXT NOT NULL, cell INTEGER NOT NULL,"
+        f" samples INTEGER NOT NULL, {columns}"
+        " PRIMARY KEY (run_id, level, scope, cell)) WITHOUT ROWID"
+    )
+
+
+def _merge(column: str) -> str:
+    if column.startswith(("n_", "sum_")):
+        return f"{column} = {column} + excluded.{column}"
+    # SQLite's two-argument min() and max() are NULL if either side is.
+    pick = column.split("_")[0]
+    return (
+        f"{column} = {pick}(coalesce({column}, excluded.{column}),"
+        f" coalesce(excluded.{column}, {column}))"
+    )
+
+
+def _roll_up_into(source: str, scope: str, values: Sequence[str], where: str = "") -> str:
+    """One level's worth of upserts: ``source`` rows folded into ``metrics_rollups``."""
+    statements = []
+    for level in ROLLUP_LEVELS_MS:
+        statements.append(
+            f"INSERT INTO metrics_rollups SELECT run_id, {level}, {scope} AS scope,"  # noqa: S608 - fixed text
+            f" ts_ms / {level} AS cell, COUNT(*), {_rollup_figures(values)}"
+            f" FROM {source} WHERE true {where} GROUP BY run_id, scope, cell"
+            " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
+            " samples = samples + excluded.samples, "
+            + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+        )
+    return ";\n".join(statements)
+
+
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_staging (run_id TEXT, ts_ms INTEGER,"
+    f" scope TEXT, {', '.join(f'{f} REAL' for f in SERIES_FIELDS)})"
+)
+"""A write's snapshots, one row per scope, before they are folded into rollups.
+
+Python writes the rows (it holds the snapshot objects), SQLite groups them, in
+C: folding in Python cost four times the insert itself, and reading the rows
+back from the JSON twice that."""
+
+_ROLL_UP_STAGED = _roll_up_into("temp.rollup_staging", "scope", SERIES_FIELDS).split(";\n")
+
+
+def _backfill() -> str:
+    """Migration 6: the rollups of every snapshot already stored."""
+    row = "json_extract(e.value, '$.{}')"
+    scope = (
+        f"'@' || CASE WHEN {row.format('method')} = '' THEN {row.format('name')}"
+        f" ELSE {row.format('method')} || ' ' || {row.format('name')} END"
+    )
+    return ";\n".join(
+        [
+            _roll_up_into("metrics_timeseries", "''", SERIES_FIELDS),
+            _roll_up_into(
+                "(SELECT m.run_id AS run_id, m.ts_ms AS ts_ms, m.doc AS doc, m.user_count"
+                " AS user_count FROM metrics_timeseries m) m, json_each(m.doc, '$.endpoints') e",
+                scope,
+                ["m.user_count", *(row.format(camel(f)) for f in ENDPOINT_FIELDS)],
+            ),
+        ]
+    )
+
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema. Documents are the camelCase JSON of the models; the
@@ -141,6 +222,11 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant_id, name, version)
     ) WITHOUT ROWID;
     """,
+    # 6: rollups (issue 18). Per run, level and scope, one row per level cell
+    # holding mergeable figures, upserted with the snapshots, so a series of
+    # wide buckets reads a few thousand cells instead of every snapshot and its
+    # JSON. The snapshots already stored are rolled up here.
+    ";\n".join([_rollups_table(), _backfill()]),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -211,6 +297,8 @@ class _Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute(_STAGING)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -389,11 +477,12 @@ class SqliteLoadTestRepository:
             ).fetchone()
             if active is not None:
                 raise ActiveRunError(test_id, active[0])
-            conn.execute(
-                "DELETE FROM metrics_timeseries WHERE run_id IN"
-                " (SELECT id FROM load_test_runs WHERE load_test_id = ?)",
-                (test_id,),
-            )
+            for table in ("metrics_timeseries", "metrics_rollups"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE run_id IN"  # noqa: S608 - table is ours
+                    " (SELECT id FROM load_test_runs WHERE load_test_id = ?)",
+                    (test_id,),
+                )
             conn.execute("DELETE FROM load_test_runs WHERE load_test_id = ?", (test_id,))
             conn.execute("DELETE FROM load_tests WHERE id = ?", (test_id,))
 
@@ -605,6 +694,7 @@ class SqliteMetricsRepository(AddsOne):
         self._db = db
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
+        items = list(snapshots)
         rows = [
             (
                 s.load_test_run_id,
@@ -613,23 +703,32 @@ class SqliteMetricsRepository(AddsOne):
                 _dumps(s),
                 s.slot,
             )
-            for s in snapshots
+            for s in items
         ]
 
         def insert(conn: sqlite3.Connection) -> int:
+            kept = _unslotted_or_free(conn, items)
+            if not kept:
+                return 0
             try:
-                # OR IGNORE skips a taken slot; a missing run still fails, as
-                # foreign keys are outside ON CONFLICT.
-                before = conn.total_changes
                 conn.executemany(
-                    "INSERT OR IGNORE INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
+                    "INSERT INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [rows[i] for i in kept],
                 )
-                return conn.total_changes - before
-            except sqlite3.IntegrityError as exc:
+            except sqlite3.IntegrityError as exc:  # foreign key: a run that is not stored
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
                 raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
+            # The rollups of exactly the snapshots stored, in the same
+            # transaction: a retried batch or a taken slot never counts twice.
+            conn.executemany(
+                "INSERT INTO temp.rollup_staging VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _staged([items[i] for i in kept], [rows[i][1] for i in kept]),
+            )
+            for statement in _ROLL_UP_STAGED:
+                conn.execute(statement)
+            conn.execute("DELETE FROM temp.rollup_staging")
+            return len(kept)
 
         return self._db.write(insert) if rows else 0
 
@@ -674,13 +773,20 @@ class SqliteMetricsRepository(AddsOne):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeriesBucket]:
-        bounds_sql, bounds_params = self._range("SELECT MIN(ts_ms), MAX(ts_ms)", run_id, start, end)
+        # Two subqueries, not MIN and MAX in one: SQLite answers a lone MIN or
+        # MAX from the index's ends, but scans the run's rows for both at once.
+        low_sql, low_params = self._range("SELECT MIN(ts_ms)", run_id, start, end)
+        high_sql, high_params = self._range("SELECT MAX(ts_ms)", run_id, start, end)
+        bounds_sql = f"SELECT ({low_sql}), ({high_sql})"
+        bounds_params = [*low_params, *high_params]
 
         def query(conn: sqlite3.Connection) -> list[SeriesBucket]:
             first, last = conn.execute(bounds_sql, bounds_params).fetchone()
             window = window_for(start, end, first, last, buckets)
             if window is None:
                 return []
+            if window.level_ms:
+                return self._rolled_up(conn, run_id, window, endpoint)
             # Bound by the window the first statement saw: a snapshot stored
             # between the two statements must not add a bucket past its end.
             low, high = from_millis(window.start_ms), from_millis(window.end_ms)
@@ -698,6 +804,26 @@ class SqliteMetricsRepository(AddsOne):
             return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
 
         return self._db.run(query)
+
+    @staticmethod
+    def _rolled_up(
+        conn: sqlite3.Connection, run_id: str, window: SeriesWindow, endpoint: str | None
+    ) -> list[SeriesBucket]:
+        level = window.level_ms
+        rows = conn.execute(
+            _ROLLED_UP_SERIES,
+            (
+                level,
+                window.start_ms,
+                window.width_ms,
+                run_id,
+                level,
+                WHOLE_RUN if endpoint is None else endpoint_scope(endpoint),
+                window.start_ms // level,
+                window.end_ms // level,
+            ),
+        ).fetchall()
+        return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
 
     @staticmethod
     def _endpoint_series_sql(
@@ -744,6 +870,60 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
     if not items:
         return "0"
     return f"{column} IN ({', '.join('?' * len(items))})"
+
+
+def _staged(items: Sequence[MetricSnapshot], stamps: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``rollup_staging``: each snapshot's whole-run figures and endpoint rows."""
+    for snap, ts in zip(items, stamps, strict=True):
+        run_id, users = snap.load_test_run_id, snap.user_count
+        yield (
+            run_id, ts, WHOLE_RUN, users, snap.current_rps, snap.current_fail_per_sec,
+            snap.current_p50, snap.current_p95,
+        )  # fmt: skip
+        for row in snap.endpoints:
+            yield (
+                run_id, ts, f"@{row.method} {row.name}" if row.method else f"@{row.name}", users,
+                row.current_rps, row.current_fail_per_sec, row.median_response_time,
+                row.p95_response_time,
+            )  # fmt: skip
+
+
+def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]) -> list[int]:
+    """Indexes of the snapshots to store: any without a slot, the first of a free slot."""
+    slotted: dict[str, set[int]] = {}
+    for snap in items:
+        if snap.slot is not None:
+            slotted.setdefault(snap.load_test_run_id, set()).add(snap.slot)
+    taken: set[tuple[str, int]] = set()
+    for run_id, slots in slotted.items():
+        wanted = sorted(slots)
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            found = conn.execute(
+                "SELECT slot FROM metrics_timeseries"  # noqa: S608 - placeholders only
+                f" WHERE run_id = ? AND slot IN ({', '.join('?' * len(part))})",
+                [run_id, *part],
+            )
+            taken.update((run_id, slot) for (slot,) in found)
+    kept = []
+    for i, snap in enumerate(items):
+        if snap.slot is not None:
+            key = (snap.load_test_run_id, snap.slot)
+            if key in taken:
+                continue
+            taken.add(key)
+        kept.append(i)
+    return kept
+
+
+_ROLLED_UP_SERIES = (
+    "SELECT (cell * ? - ?) / ? AS bucket, SUM(samples), "  # noqa: S608 - fixed text
+    + ", ".join(
+        f"MIN(min_{f}), SUM(sum_{f}) / NULLIF(SUM(n_{f}), 0), MAX(max_{f})" for f in SERIES_FIELDS
+    )
+    + " FROM metrics_rollups WHERE run_id = ? AND level = ? AND scope = ?"
+    " AND cell >= ? AND cell < ? GROUP BY bucket"
+)
 
 
 def _raise_missing_or_stale(
