@@ -23,7 +23,7 @@ from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._columns import SeriesColumns, bucketed
+from ._columns import SeriesColumns, bucketed, cells_bucketed
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._series import window_for
 
@@ -288,9 +288,16 @@ class MemoryMetricsRepository(AddsOne):
             first = whole.ts[lo] if hi > lo else None
             last = whole.ts[hi - 1] if hi > lo else None
             limit = len(columns.ts)
-        window = window_for(start, end, first, last, buckets)
-        if window is None:
-            return []
+            window = window_for(start, end, first, last, buckets)
+            if window is None:
+                return []
+            if window.level_ms:  # a copy of the cells in the window, for outside the lock
+                level = columns.level(window.level_ms)
+                lo = bisect.bisect_left(level.cells, window.start_ms // window.level_ms)
+                hi = bisect.bisect_left(level.cells, window.end_ms // window.level_ms)
+                cells = level.copy(lo, hi)
+        if window.level_ms:
+            return cells_bucketed(window, cells)
         return bucketed(window, columns, limit)
 
     @checked

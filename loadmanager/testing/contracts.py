@@ -533,6 +533,28 @@ class MetricsContract:
             stored = storage.metrics.snapshots(run.id)
             assert_same_series(got, _brute_series(stored, buckets, endpoint, start, end))
 
+    def test_a_wide_series_stays_exact_as_a_run_grows(self, storage: Storage) -> None:
+        """Rolled-up cells are extended as snapshots arrive, the last one partial."""
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.RUNNING))
+        stored: list[MetricSnapshot] = []
+        for batch in range(6):
+            fresh = [
+                make_snapshot(
+                    run.id, _at(2 * i + 0.5), user_count=i % 7, current_rps=float(i % 11),
+                    current_p50=None if i % 5 == 0 else float(i),
+                    endpoints=(EndpointStats("GET", "/a", i, 0, float(i % 3), 0.0, float(i)),),
+                )
+                for i in range(batch * 97, (batch + 1) * 97)
+            ]  # fmt: skip
+            storage.metrics.add_many(fresh)
+            stored += fresh
+            for buckets in (3, 20, 200):  # 1 min and 10 s cells, and the exact layout
+                for endpoint in (None, "GET /a"):
+                    got = storage.metrics.series(run.id, buckets, endpoint=endpoint)
+                    expected = _brute_series(stored, buckets, endpoint, None, None)
+                    assert_same_series(got, expected)
+
     def test_series_of_an_empty_run_is_empty(self, storage: Storage, runs: None) -> None:
         assert storage.metrics.series("nothing", 10) == []
 
