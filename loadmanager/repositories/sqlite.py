@@ -84,32 +84,39 @@ def _merge(column: str) -> str:
     )
 
 
-def _roll_up_into(source: str, scope: str, values: Sequence[str], where: str = "") -> str:
-    """One level's worth of upserts: ``source`` rows folded into ``metrics_rollups``."""
-    statements = []
-    for level in ROLLUP_LEVELS_MS:
-        statements.append(
-            f"INSERT INTO metrics_rollups SELECT run_id, {level}, {scope} AS scope,"  # noqa: S608 - fixed text
-            f" ts_ms / {level} AS cell, COUNT(*), {_rollup_figures(values)}"
-            f" FROM {source} WHERE true {where} GROUP BY run_id, scope, cell"
-            " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
-            " samples = samples + excluded.samples, "
-            + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
-        )
-    return ";\n".join(statements)
+_INTO_SNAPSHOTS = "INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+_LEVELS = f"levels (level) AS (VALUES {', '.join(f'({n})' for n in ROLLUP_LEVELS_MS)})"
 
 
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS rollup_staging (run_id TEXT, ts_ms INTEGER,"
-    f" scope TEXT, {', '.join(f'{f} REAL' for f in SERIES_FIELDS)})"
+def _roll_up_into(source: str, scope: str, values: Sequence[str], cte: str = "") -> str:
+    """The upsert that folds ``source``'s rows into ``metrics_rollups``, every level."""
+    return (
+        f"WITH {cte}{_LEVELS} INSERT INTO metrics_rollups"  # noqa: S608 - fixed text
+        f" SELECT run_id, level, {scope} AS scope, ts_ms / level AS cell, COUNT(*),"
+        f" {_rollup_figures(values)} FROM {source}, levels WHERE true"
+        " GROUP BY run_id, level, scope, cell"
+        " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
+        " samples = samples + excluded.samples, " + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+    )
+
+
+_ROLL_UP_WRITTEN = _roll_up_into(
+    "written",
+    "scope",
+    SERIES_FIELDS,
+    cte="written AS MATERIALIZED (SELECT "  # noqa: S608 - fixed text
+    + ", ".join(
+        f"json_extract(value, '$[{i}]') AS {name}"
+        for i, name in enumerate(("run_id", "ts_ms", "scope", *SERIES_FIELDS))
+    )
+    + " FROM json_each(?)), ",
 )
-"""A write's snapshots, one row per scope, before they are folded into rollups.
-
-Python writes the rows (it holds the snapshot objects), SQLite groups them, in
-C: folding in Python cost four times the insert itself, and reading the rows
-back from the JSON twice that."""
-
-_ROLL_UP_STAGED = _roll_up_into("temp.rollup_staging", "scope", SERIES_FIELDS).split(";\n")
+"""A write's rollups in one statement, from one JSON parameter: the snapshots'
+whole-run figures and endpoint rows as arrays. Python holds the snapshot objects
+and json.dumps the arrays in C; SQLite groups them in C. Folding in Python cost
+four times the insert itself, and each extra statement of a write is another
+wait for the GIL beside a busy reader thread."""
 
 
 def _backfill() -> str:
@@ -297,8 +304,6 @@ class _Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute(_STAGING)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -707,27 +712,23 @@ class SqliteMetricsRepository(AddsOne):
         ]
 
         def insert(conn: sqlite3.Connection) -> int:
-            kept = _unslotted_or_free(conn, items)
-            if not kept:
-                return 0
             try:
-                conn.executemany(
-                    "INSERT INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [rows[i] for i in kept],
-                )
+                if len(rows) == 1:  # the Monitor's write: one statement fewer
+                    cursor = conn.execute(f"INSERT OR IGNORE {_INTO_SNAPSHOTS}", rows[0])
+                    kept = [0] if cursor.rowcount == 1 else []
+                else:
+                    kept = _unslotted_or_free(conn, items)
+                    conn.executemany(f"INSERT {_INTO_SNAPSHOTS}", [rows[i] for i in kept])
             except sqlite3.IntegrityError as exc:  # foreign key: a run that is not stored
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
                 raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
+            if not kept:
+                return 0
             # The rollups of exactly the snapshots stored, in the same
             # transaction: a retried batch or a taken slot never counts twice.
-            conn.executemany(
-                "INSERT INTO temp.rollup_staging VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                _staged([items[i] for i in kept], [rows[i][1] for i in kept]),
-            )
-            for statement in _ROLL_UP_STAGED:
-                conn.execute(statement)
-            conn.execute("DELETE FROM temp.rollup_staging")
+            staged = json.dumps(list(_staged([items[i] for i in kept], [rows[i][1] for i in kept])))
+            conn.execute(_ROLL_UP_WRITTEN, (staged,))
             return len(kept)
 
         return self._db.write(insert) if rows else 0
@@ -873,7 +874,7 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
 
 
 def _staged(items: Sequence[MetricSnapshot], stamps: Sequence[int]) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``rollup_staging``: each snapshot's whole-run figures and endpoint rows."""
+    """Rows for the rollups: each snapshot's whole-run figures and endpoint rows."""
     for snap, ts in zip(items, stamps, strict=True):
         run_id, users = snap.load_test_run_id, snap.user_count
         yield (
