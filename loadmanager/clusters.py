@@ -166,9 +166,10 @@ class ClusterRegistry:
         """
         with self._lock:
             config = self._clusters.get(cluster_id)
+            # Only a miss needs the names (every poll of every run gets here).
             open_to = [
                 name
-                for name, entry in self._clusters.items()
+                for name, entry in (() if config is not None else self._clusters.items())
                 if entry.tenants is None or (tenant_id is not None and tenant_id in entry.tenants)
             ]
         if config is None:

@@ -17,10 +17,10 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from .errors import NotFoundError, RepositoryUnavailableError
+from .errors import NotFoundError, RepositoryUnavailableError, ValidationError
 from .metrics import MetricSnapshot
 
-__all__ = ["HeldSnapshots"]
+__all__ = ["GroupWriter", "HeldSnapshots"]
 
 Writer = Callable[[Sequence[MetricSnapshot]], object]
 Reader = Callable[[str, datetime], list[MetricSnapshot]]
@@ -103,3 +103,92 @@ class HeldSnapshots:
         with self._lock:
             self._recent.pop(run_id, None)
             self._dropped.pop(run_id, None)
+
+
+class GroupWriter:
+    """Joins snapshot batches written at the same moment into one write.
+
+    The Monitor's polls finish in many threads at once; one transaction each
+    made them queue for the storage's single writer, and the queue made polls
+    late. Here the first caller becomes the *leader*: it writes everything
+    queued by then in one call, and hands the lead to the first caller that
+    queued during that write (group commit, as databases do it for their logs).
+    Each caller still learns whether *its* batch was stored: when a joined
+    write fails for a reason other than the storage being down (one run
+    deleted, say), every batch is written again on its own.
+
+    Args:
+        write: Stores a batch of snapshots (``metrics.add_many``).
+    """
+
+    def __init__(self, write: Writer) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def __call__(self, batch: Sequence[MetricSnapshot]) -> None:
+        """Store ``batch``, joined with any written at the same moment.
+
+        Raises:
+            Whatever storing ``batch`` on its own would raise.
+        """
+        mine = _Pending(batch)
+        with self._lock:
+            self._queue.append(mine)
+            if not self._leading:
+                self._leading = mine.lead = True
+        if not mine.lead:
+            mine.wake.wait()  # written by a leader, or made the leader
+        if not mine.done:
+            with self._lock:
+                group, self._queue = self._queue, []
+            self._flush(group)
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
+        if mine.error is not None:
+            raise mine.error
+
+    def _flush(self, group: list[_Pending]) -> None:
+        if len(group) > 1:
+            error: BaseException | None = None
+            try:
+                self._write([s for pending in group for s in pending.batch])
+            except (NotFoundError, ValidationError):
+                pass  # written one by one below: each learns its own outcome
+            except BaseException as exc:  # noqa: BLE001 - the storage is down: for everyone
+                error = exc
+            else:
+                return self._settle(group, None)
+            if error is not None:
+                return self._settle(group, error)
+        for pending in group:
+            try:
+                self._write(pending.batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to its caller
+                self._settle([pending], exc)
+            else:
+                self._settle([pending], None)
+        return None
+
+    @staticmethod
+    def _settle(group: list[_Pending], error: BaseException | None) -> None:
+        for pending in group:
+            pending.error = error
+            pending.done = True
+            pending.wake.set()
+
+
+class _Pending:
+    __slots__ = ("batch", "done", "error", "lead", "wake")
+
+    def __init__(self, batch: Sequence[MetricSnapshot]) -> None:
+        self.batch = batch
+        self.lead = False
+        self.done = False
+        self.error: BaseException | None = None
+        self.wake = threading.Event()

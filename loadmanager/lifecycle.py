@@ -34,7 +34,7 @@ from .errors import (
     ValidationError,
 )
 from .grammar import render
-from .held import HeldSnapshots
+from .held import GroupWriter, HeldSnapshots
 from .locust.stats import LocustErrorRow, LocustExceptionRow, LocustStats, MasterFigures
 from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, HistogramDelta, MetricSnapshot, RunSummary
@@ -163,7 +163,7 @@ class RunLifecycle:
         self._idle_since: dict[str, datetime] = {}  # pending runs seen idle, and since when
         self.deltas = HistogramDeltas(lambda run_id: storage.metrics.snapshots(run_id))
         self.held = HeldSnapshots(
-            storage.metrics.add_many,
+            GroupWriter(storage.metrics.add_many),
             lambda run_id, since: storage.metrics.snapshots(run_id, start=since),
             limit=buffer_limit,
         )

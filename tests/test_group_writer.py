@@ -1,0 +1,147 @@
+"""GroupWriter: snapshot batches written at one moment share a write, and each
+caller still learns its own batch's outcome. Real SQLite storage, real threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import loadmanager as lm
+from loadmanager.held import GroupWriter
+from loadmanager.status import RunStatus
+from loadmanager.testing import make_load_test, make_run, make_snapshot
+
+T0 = datetime(2025, 5, 1, tzinfo=timezone.utc)
+CALLERS = 12
+
+
+class Gate:
+    """Counts the storage's writes; the first one waits until every caller has queued."""
+
+    def __init__(self, storage: lm.Storage) -> None:
+        self.storage = storage
+        self.writes: list[int] = []
+        self.first = True
+        self.writer: GroupWriter | None = None
+
+    def hold_first(self) -> None:
+        if self.first:
+            self.first = False
+            deadline = time.monotonic() + 10
+            while len(self.writer._queue) < CALLERS - 1:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the other callers never queued"
+                time.sleep(0.005)
+
+    def __call__(self, batch: Sequence[lm.MetricSnapshot]) -> object:
+        self.hold_first()
+        self.writes.append(len(batch))
+        return self.storage.metrics.add_many(batch)
+
+
+def run_callers(
+    writer: GroupWriter, gate: Gate, batches: list[list[lm.MetricSnapshot]]
+) -> list[BaseException | None]:
+    outcomes: list[BaseException | None] = [None] * len(batches)
+
+    gate.writer = writer
+
+    def call(i: int) -> None:
+        try:
+            writer(batches[i])
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
+    threads[0].start()  # the leader, held in its write until the rest queue
+    while not writer._leading:
+        time.sleep(0.001)
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    return outcomes
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> lm.Storage:
+    with lm.connect(f"sqlite:///{tmp_path / 'group.db'}") as storage:
+        yield storage
+
+
+def runs(storage: lm.Storage, n: int) -> list[lm.LoadTestRun]:
+    test = storage.load_tests.add(make_load_test())
+    return [
+        storage.runs.add(make_run(test, id=f"r{i}", status=RunStatus.FINISHED)) for i in range(n)
+    ]
+
+
+def test_batches_queued_during_a_write_are_written_together(storage: lm.Storage) -> None:
+    gate = Gate(storage)
+    writer = GroupWriter(gate)
+    batches = [
+        [make_snapshot(run.id, T0 + timedelta(seconds=2 * k), slot=k) for k in range(2)]
+        for run in runs(storage, CALLERS)
+    ]
+    outcomes = run_callers(writer, gate, batches)
+    assert outcomes == [None] * CALLERS
+    # The leader's own batch, then everything queued meanwhile in one write.
+    assert gate.writes == [2, 2 * (CALLERS - 1)]
+    for i in range(CALLERS):
+        assert storage.metrics.count(f"r{i}") == 2
+
+
+def test_a_batch_whose_run_is_gone_fails_alone(storage: lm.Storage) -> None:
+    gate = Gate(storage)
+    writer = GroupWriter(gate)
+    batches = [[make_snapshot(run.id, T0, slot=0)] for run in runs(storage, CALLERS)]
+    batches[5] = [make_snapshot("deleted-run", T0, slot=0)]
+    outcomes = run_callers(writer, gate, batches)
+    assert isinstance(outcomes[5], lm.NotFoundError)
+    assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * (CALLERS - 1)
+    assert [storage.metrics.count(f"r{i}") for i in range(CALLERS) if i != 5] == [1] * (CALLERS - 1)
+    # The joined write failed whole (a transaction), then each batch went alone.
+    assert gate.writes == [1, CALLERS - 1, *([1] * (CALLERS - 1))]
+
+
+def test_a_storage_outage_reaches_every_caller_of_the_joined_write(
+    storage: lm.Storage,
+) -> None:
+    batches = [[make_snapshot(run.id, T0, slot=0)] for run in runs(storage, CALLERS)]
+    gate = Gate(storage)
+
+    def down(batch: Sequence[lm.MetricSnapshot]) -> object:
+        if gate.first:
+            return gate(batch)  # the leader's own write goes through, and holds the rest back
+        gate.writes.append(len(batch))
+        raise lm.RepositoryUnavailableError("the database went away")
+
+    outcomes = run_callers(GroupWriter(down), gate, batches)
+    assert outcomes[0] is None
+    assert all(isinstance(o, lm.RepositoryUnavailableError) for o in outcomes[1:])
+    assert gate.writes == [1, CALLERS - 1]  # tried once, together, not once each
+
+
+def test_concurrent_callers_all_store_without_a_lost_or_doubled_snapshot(
+    storage: lm.Storage,
+) -> None:
+    """No gate: 16 threads writing 40 slots each, leadership passed around freely."""
+    writer = GroupWriter(storage.metrics.add_many)
+    all_runs = runs(storage, 16)
+
+    def work(run: lm.LoadTestRun) -> None:
+        for k in range(40):
+            writer([make_snapshot(run.id, T0 + timedelta(seconds=2 * k), slot=k)])
+
+    threads = [threading.Thread(target=work, args=(run,)) for run in all_runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive()
+    assert [storage.metrics.count(run.id) for run in all_runs] == [40] * 16
