@@ -14,7 +14,6 @@ Importing this package performs no I/O and loads no optional dependency
 import importlib as _importlib
 import typing as _typing
 
-from ._serialization import from_dict, from_json, to_dict, to_json
 from .clock import Clock, IdFactory, SystemClock, new_id, utc_now
 from .errors import (
     ActiveRunError,
@@ -79,6 +78,11 @@ from .verdicts import CriterionResult, Outcome, Verdict
 # API) loads on first use: `import loadmanager` stays cheap for hosts that only
 # use the models and storage (bench/bench_import_time.py measures it).
 _LAZY = {
+    # The converters (cattrs) load on first use too.
+    "from_dict": "loadmanager._serialization",
+    "from_json": "loadmanager._serialization",
+    "to_dict": "loadmanager._serialization",
+    "to_json": "loadmanager._serialization",
     "ClusterConfig": "loadmanager.clusters",
     "ClusterProvider": "loadmanager.provisioning",
     "HeldCluster": "loadmanager.provisioning",
@@ -118,6 +122,7 @@ _LAZY = {
 
 if _typing.TYPE_CHECKING:
     from . import http
+    from ._serialization import from_dict, from_json, to_dict, to_json
     from .clusters import ClusterConfig, ClusterRegistry
     from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
     from .exports import to_csv, to_dataframe
