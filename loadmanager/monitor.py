@@ -130,14 +130,16 @@ class Monitor:
             run_id, self.owner, now=self._clock.now(), ttl=self.ttl
         )
 
-    def _claim_or_keep(self, run_id: str) -> bool:
-        """Claim the run; while the storage is down, keep polling the runs held before."""
+    def _claim_or_keep(self, run_ids: list[str]) -> set[str]:
+        """Claim the runs in one call; while the storage is down, keep the runs held before."""
         with self._lock:
-            held = run_id in self._polled
-        if self._storage_down:
+            held = {r for r in run_ids if r in self._polled}
+        if self._storage_down or not run_ids:
             return held
         try:
-            return self.claim(run_id)
+            return self._storage.runs.claim_monitors(
+                run_ids, self.owner, now=self._clock.now(), ttl=self.ttl
+            )
         except RepositoryUnavailableError:
             self._storage_down = True
             return held
@@ -209,6 +211,7 @@ class Monitor:
         launching = self._lifecycle.launching
         now = self._clock.now()
         known: dict[str, bool] = {}
+        due: list[tuple[LoadTestRun, bool, int]] = []
         submitted = 0
         for run in self._active():
             pending = run.status is RunStatus.PENDING
@@ -226,14 +229,17 @@ class Monitor:
             if not known[cluster]:
                 continue
             slot = self._slot_due(run, now, last)
-            if slot is None:
-                continue
-            if not self._claim_or_keep(run.id):
+            if slot is not None:
+                due.append((run, pending, slot))
+        # Every claim due this tick renewed at once: one write, not one each.
+        claimed = self._claim_or_keep([run.id for run, _, _ in due])
+        for run, pending, slot in due:
+            if run.id not in claimed:
                 continue
             began = run.started_at or run.audit.created_at
-            due = began + timedelta(seconds=(slot + 1.5) * run.parameters.poll_interval)
+            next_due = began + timedelta(seconds=(slot + 1.5) * run.parameters.poll_interval)
             with self._lock:
-                self._polled[run.id] = (pending, slot, due)
+                self._polled[run.id] = (pending, slot, next_due)
             if run.id in launching:
                 continue  # a start of ours: the claim is renewed, the start goes on
             self._submit(run, slot)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -118,6 +118,16 @@ class LoadTestRunRepository(Protocol):
         Succeeds when nobody holds it, ``owner`` already does, or the holder let
         it expire; fails for a run that is not active (or does not exist). Kept
         beside the run, not in it, so renewing never bumps the run's version.
+        """
+        ...
+
+    def claim_monitors(
+        self, run_ids: Collection[str], owner: str, *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        """:meth:`claim_monitor` for many runs at once; the ids it took or renewed.
+
+        The Monitor renews every claim due in a tick with one call, so a SQL
+        backend writes them in one statement instead of a transaction each.
         """
         ...
 
@@ -284,6 +294,13 @@ def _key(name: str, value: Any) -> None:
         raise ValidationError.single(camel(name), problem)
 
 
+def _keys(name: str, value: Any) -> None:
+    if isinstance(value, str | bytes) or not isinstance(value, Collection):
+        raise ValidationError.single(camel(name), "must be a collection of strings")
+    for item in value:
+        _key(name, item)
+
+
 def _time(name: str, value: Any) -> None:
     if value is None and name != "now":
         return
@@ -314,6 +331,7 @@ def _ttl(name: str, value: Any) -> None:
 _ARGUMENT_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "test_id": _key,
     "run_id": _key,
+    "run_ids": _keys,
     "cluster_id": _key,
     "owner": _key,
     "tenant_id": _key,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 from ..clock import to_millis
@@ -200,6 +200,12 @@ class MemoryLoadTestRunRepository:
                 return False
             self._s.monitors[run_id] = (owner, now + ttl)
             return True
+
+    @checked
+    def claim_monitors(
+        self, run_ids: Collection[str], owner: str, *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        return {r for r in set(run_ids) if self.claim_monitor(r, owner, now=now, ttl=ttl)}
 
     @checked
     def release_monitor(self, run_id: str, owner: str) -> None:

@@ -26,7 +26,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -391,10 +391,15 @@ class MongoLoadTestRunRepository:
                 is None
             ):
                 return False
+            # $and, not _id beside $or: the same filter on every server, and
+            # the nx-27017 stand-in's update_one drops an _id that sits beside
+            # a lone $or (it renewed another run's claim instead).
             taken = monitors.update_one(
                 {
-                    "_id": _eq(run_id),
-                    "$or": [{"owner": _eq(owner)}, {"expiresMs": {"$lt": to_millis(now)}}],
+                    "$and": [
+                        {"_id": _eq(run_id)},
+                        {"$or": [{"owner": _eq(owner)}, {"expiresMs": {"$lt": to_millis(now)}}]},
+                    ]
                 },
                 {"$set": {"owner": owner, "expiresMs": until}},
             )
@@ -405,6 +410,14 @@ class MongoLoadTestRunRepository:
             except pymongo_errors.DuplicateKeyError:
                 return False  # someone else holds a live claim
             return True
+
+    @checked
+    def claim_monitors(
+        self, run_ids: Collection[str], owner: str, *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        # One claim at a time: a claim is a compare-and-set on one document,
+        # which MongoDB has no multi-document form of without a transaction.
+        return {r for r in set(run_ids) if self.claim_monitor(r, owner, now=now, ttl=ttl)}
 
     @checked
     def release_monitor(self, run_id: str, owner: str) -> None:

@@ -17,7 +17,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
@@ -677,6 +677,38 @@ class SqliteLoadTestRunRepository:
             return cursor.rowcount == 1
 
         return self._db.write(claim)
+
+    @checked
+    def claim_monitors(
+        self, run_ids: Collection[str], owner: str, *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        wanted = sorted(set(run_ids))
+        now_ms, until_ms = to_millis(now), to_millis(now + ttl)
+
+        def claim(conn: sqlite3.Connection) -> set[str]:
+            taken: set[str] = set()
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ", ".join("?" * len(part))
+                conn.execute(
+                    "UPDATE load_test_runs SET monitor_owner = ?, monitor_expires_ms = ?"  # noqa: S608 - placeholders only
+                    f" WHERE id IN ({marks}) AND active = 1 AND (monitor_owner IS NULL"
+                    " OR monitor_owner = ? OR monitor_expires_ms < ?)",
+                    (owner, until_ms, *part, owner, now_ms),
+                )
+                # Inside the same write transaction nobody else can claim, so
+                # what now carries this owner and expiry is what was taken.
+                taken.update(
+                    run_id
+                    for (run_id,) in conn.execute(
+                        f"SELECT id FROM load_test_runs WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+                        " AND monitor_owner = ? AND monitor_expires_ms = ?",
+                        (*part, owner, until_ms),
+                    )
+                )
+            return taken
+
+        return self._db.write(claim) if wanted else set()
 
     @checked
     def release_monitor(self, run_id: str, owner: str) -> None:

@@ -30,7 +30,7 @@ from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
 from ..metrics import EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest
-from ..repositories import Storage
+from ..repositories import MonitorClaim, Storage
 from ..repositories._series import python_series, snapshot_values, window_for
 from ..status import RunStatus
 from .factories import make_load_test, make_run, make_snapshot, make_summary
@@ -360,6 +360,28 @@ class MonitorClaimContract:
         assert storage.runs.claim_monitor(run.id, "b", now=_at(5.1), ttl=ttl)  # expired
         assert not storage.runs.claim_monitor(run.id, "a", now=_at(5.2), ttl=ttl)
 
+    def test_many_claims_at_once_take_exactly_what_one_at_a_time_would(
+        self, storage: Storage
+    ) -> None:
+        test = storage.load_tests.add(make_load_test())
+        runs = [
+            storage.runs.add(make_run(test, status=RunStatus.RUNNING, exclusive=False))
+            for _ in range(5)
+        ]
+        free, mine, theirs, lapsed, ended = (r.id for r in runs)
+        ttl = timedelta(seconds=3)
+        assert storage.runs.claim_monitor(mine, "a", now=_at(0), ttl=ttl)
+        assert storage.runs.claim_monitor(theirs, "b", now=_at(0), ttl=ttl)
+        assert storage.runs.claim_monitor(lapsed, "b", now=_at(-10), ttl=ttl)
+        storage.runs.update(runs[4].transition(RunStatus.FINISHED, at=_at(0), actor="m"))
+        asked = [free, mine, theirs, lapsed, ended, "ghost", free]
+        taken = storage.runs.claim_monitors(asked, "a", now=_at(1), ttl=ttl)
+        assert taken == {free, mine, lapsed}
+        for run_id in (free, mine, lapsed):
+            assert storage.runs.monitor_of(run_id) == MonitorClaim("a", _at(1) + ttl)
+        assert storage.runs.monitor_of(theirs) == MonitorClaim("b", _at(0) + ttl)
+        assert storage.runs.claim_monitors([], "a", now=_at(1), ttl=ttl) == set()
+
     def test_release_lets_another_claim_at_once(self, storage: Storage) -> None:
         run = storage.runs.add(
             make_run(storage.load_tests.add(make_load_test()), status=RunStatus.RUNNING)
@@ -661,6 +683,7 @@ class ArgumentContract:
             storage.runs.monitor_of,
             lambda key: storage.runs.release_monitor(key, "owner"),
             lambda key: storage.runs.claim_monitor(key, "o", now=T0, ttl=timedelta(1)),
+            lambda key: storage.runs.claim_monitors([key], "o", now=T0, ttl=timedelta(1)),
             storage.metrics.snapshots,
             storage.metrics.count,
             lambda key: storage.metrics.series(key, 10),
@@ -669,6 +692,11 @@ class ArgumentContract:
             for call in calls:
                 with pytest.raises(ValidationError):
                     call(bad)  # type: ignore[operator]
+
+    def test_a_bare_string_of_run_ids_is_a_validation_error(self, storage: Storage) -> None:
+        for ids in ("run-1", 5, None):
+            with pytest.raises(ValidationError):
+                storage.runs.claim_monitors(ids, "o", now=T0, ttl=timedelta(1))  # type: ignore[arg-type]
 
     def test_naive_times_and_bad_limits_are_validation_errors(self, storage: Storage) -> None:
         naive = datetime(2025, 1, 1)
