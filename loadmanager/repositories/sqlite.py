@@ -702,7 +702,7 @@ class SqliteLoadTestRunRepository:
                     run_id
                     for (run_id,) in conn.execute(
                         f"SELECT id FROM load_test_runs WHERE id IN ({marks})"  # noqa: S608 - placeholders only
-                        " AND monitor_owner = ? AND monitor_expires_ms = ?",
+                        " AND active = 1 AND monitor_owner = ? AND monitor_expires_ms = ?",
                         (*part, owner, until_ms),
                     )
                 )
