@@ -8,7 +8,8 @@ window's edges), completeness (stored / expected), CPU seconds used by this
 process (all its threads), and the p99 poll lag (the gap between two snapshots
 of a run beyond the interval). ``--readers K`` runs K threads that compute
 500-bucket series of the monitored runs back to back the whole time, to show
-whether reads hold up monitoring. Asserts nothing.
+whether reads hold up monitoring; ``--reader-processes K`` does the same from K
+processes of their own (SQLite). Asserts nothing.
 
     python bench/bench_monitor_fanout.py                         # N = 50, 200, 500, 1000
     python bench/bench_monitor_fanout.py --counts 500 --seconds 60 --storage memory
@@ -47,8 +48,28 @@ def _read_back_to_back(
         done[0] += 1
 
 
+_READER_PROCESS = """
+import itertools, sys, time
+import loadmanager as lm
+url, ids, seconds = sys.argv[1], open(sys.argv[2]).read().split(), float(sys.argv[3])
+done, end = 0, time.monotonic() + seconds
+with lm.connect(url) as storage:
+    for run_id in itertools.cycle(ids):
+        if time.monotonic() > end:
+            break
+        storage.metrics.series(run_id, 500)
+        done += 1
+print(done)
+"""
+
+
 def run(
-    count: int, seconds: float, interval: float, storage_kind: str, readers: int = 0
+    count: int,
+    seconds: float,
+    interval: float,
+    storage_kind: str,
+    readers: int = 0,
+    reader_processes: int = 0,
 ) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports_file = workdir / "ports"
@@ -96,6 +117,18 @@ def run(
             ]
             for thread in reading:
                 thread.start()
+            ids_file = workdir / "run_ids"
+            ids_file.write_text("\n".join(r.id for r in runs))
+            # Readers in processes of their own (a notebook, another worker)
+            # share the database file but not this process's GIL.
+            others = [
+                subprocess.Popen(
+                    [sys.executable, "-c", _READER_PROCESS, url, str(ids_file), str(seconds)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(reader_processes if storage_kind == "sqlite" else 0)
+            ]
             started_at = lm.utc_now()
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             time.sleep(seconds)
@@ -104,6 +137,9 @@ def run(
             stop.set()
             for thread in reading:
                 thread.join()
+            for other in others:
+                out, _ = other.communicate(timeout=seconds + 60)
+                queries[0] += int(out.split()[-1])
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             expected = count * seconds / interval
             stored, lost, slots, lags = 0, 0, 0, []
@@ -152,6 +188,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--storage", default="sqlite,memory")
     parser.add_argument("--readers", type=int, default=0, help="threads computing series")
+    parser.add_argument(
+        "--reader-processes", type=int, default=0, help="processes computing series (SQLite)"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -167,7 +206,7 @@ def main() -> None:
     )
     for kind in args.storage.split(","):
         for count in map(int, args.counts.split(",")):
-            r = run(count, args.seconds, args.interval, kind, args.readers)
+            r = run(count, args.seconds, args.interval, kind, args.readers, args.reader_processes)
             lost = f"{r['lost_polls']:.0f}/{r['slots']:.0f}"
             print(
                 f"{kind:<8}{count:>6}{lost:>16}{100 * (1 - r['lost_polls'] / r['slots']):>10.3f}"
