@@ -143,13 +143,17 @@ class GroupWriter:
         if not mine.done:
             with self._lock:
                 group, self._queue = self._queue, []
-            self._flush(group)
-            with self._lock:
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].wake.set()
-                else:
-                    self._leading = False
+            try:
+                self._flush(group)
+            except BaseException as exc:  # noqa: BLE001 - each caller gets it below
+                self._settle([p for p in group if not p.done], exc)
+            finally:  # whatever happened, the lead passes on: nobody waits forever
+                with self._lock:
+                    if self._queue:
+                        self._queue[0].lead = True
+                        self._queue[0].wake.set()
+                    else:
+                        self._leading = False
         if mine.error is not None:
             raise mine.error
 

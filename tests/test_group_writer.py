@@ -145,3 +145,61 @@ def test_concurrent_callers_all_store_without_a_lost_or_doubled_snapshot(
         t.join(timeout=60)
         assert not t.is_alive()
     assert [storage.metrics.count(run.id) for run in all_runs] == [40] * 16
+
+
+def test_an_error_joining_a_group_fails_that_group_and_the_next_caller_leads(
+    storage: lm.Storage,
+) -> None:
+    """An error that is not the storage's (here: reading one batch while joining
+    the group) reaches every caller of that group, and later callers still get a
+    leader."""
+    (run,) = runs(storage, 1)
+    first = threading.Event()
+
+    def write(batch: Sequence[lm.MetricSnapshot]) -> object:
+        if not first.is_set():
+            first.set()  # the first leader's own write: hold it until two more queued
+            deadline = time.monotonic() + 10
+            while len(writer._queue) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        return storage.metrics.add_many(batch)
+
+    writer = GroupWriter(write)
+
+    class Unreadable(list[lm.MetricSnapshot]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise MemoryError("simulated")
+
+    outcomes: dict[str, BaseException | None] = {}
+
+    def call(name: str, batch: Sequence[lm.MetricSnapshot]) -> None:
+        try:
+            writer(batch)
+            outcomes[name] = None
+        except BaseException as exc:
+            outcomes[name] = exc
+
+    lead = threading.Thread(target=call, args=("lead", [make_snapshot(run.id, T0, slot=0)]))
+    lead.start()
+    assert first.wait(10)
+    bad = threading.Thread(
+        target=call, args=("bad", Unreadable([make_snapshot(run.id, T0, slot=1)]))
+    )
+    good = threading.Thread(target=call, args=("good", [make_snapshot(run.id, T0, slot=2)]))
+    bad.start()
+    while len(writer._queue) < 1:
+        time.sleep(0.001)
+    good.start()
+    for t in (lead, bad, good):
+        t.join(timeout=10)
+        assert not t.is_alive(), "a caller waits for a lead that was never passed"
+    assert outcomes["lead"] is None
+    assert isinstance(outcomes["bad"], MemoryError)
+    assert isinstance(outcomes["good"], MemoryError)  # it shared the group that failed
+    last = threading.Thread(target=call, args=("last", [make_snapshot(run.id, T0, slot=3)]))
+    last.start()
+    last.join(timeout=10)
+    assert not last.is_alive(), "the lead was left with the failed group"
+    assert outcomes["last"] is None
+    assert storage.metrics.count(run.id) == 2
