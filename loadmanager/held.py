@@ -159,17 +159,16 @@ class GroupWriter:
 
     def _flush(self, group: list[_Pending]) -> None:
         if len(group) > 1:
-            error: BaseException | None = None
             try:
                 self._write([s for pending in group for s in pending.batch])
             except (NotFoundError, ValidationError):
                 pass  # written one by one below: each learns its own outcome
             except BaseException as exc:  # noqa: BLE001 - the storage is down: for everyone
-                error = exc
+                self._settle(group, exc)
+                return
             else:
-                return self._settle(group, None)
-            if error is not None:
-                return self._settle(group, error)
+                self._settle(group, None)
+                return
         for pending in group:
             try:
                 self._write(pending.batch)
@@ -177,7 +176,6 @@ class GroupWriter:
                 self._settle([pending], exc)
             else:
                 self._settle([pending], None)
-        return None
 
     @staticmethod
     def _settle(group: list[_Pending], error: BaseException | None) -> None:

@@ -15,7 +15,7 @@ order of summation).
 
 from __future__ import annotations
 
-__all__ = ["WHOLE_RUN", "endpoint_scope"]
+__all__ = ["WHOLE_RUN", "endpoint_scope", "row_scope"]
 
 WHOLE_RUN = ""
 """The scope of the whole run's figures."""
@@ -24,3 +24,8 @@ WHOLE_RUN = ""
 def endpoint_scope(key: str) -> str:
     """The scope a series of the endpoint ``key`` reads."""
     return f"@{key.strip()}"
+
+
+def row_scope(method: str, name: str) -> str:
+    """The scope an endpoint row rolls up into (both rows a key matches share it)."""
+    return f"@{method} {name}" if method else f"@{name}"

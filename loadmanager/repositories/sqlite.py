@@ -40,7 +40,7 @@ from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
-from ._rollups import WHOLE_RUN, endpoint_scope
+from ._rollups import WHOLE_RUN, endpoint_scope, row_scope
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -123,6 +123,7 @@ wait for the GIL beside a busy reader thread."""
 def _backfill() -> str:
     """Migration 6: the rollups of every snapshot already stored."""
     row = "json_extract(e.value, '$.{}')"
+    # _rollups.row_scope, in SQL
     scope = (
         f"'@' || CASE WHEN {row.format('method')} = '' THEN {row.format('name')}"
         f" ELSE {row.format('method')} || ' ' || {row.format('name')} END"
@@ -924,7 +925,7 @@ def _staged(items: Sequence[MetricSnapshot], stamps: Sequence[int]) -> Iterator[
         )  # fmt: skip
         for row in snap.endpoints:
             yield (
-                run_id, ts, f"@{row.method} {row.name}" if row.method else f"@{row.name}", users,
+                run_id, ts, row_scope(row.method, row.name), users,
                 row.current_rps, row.current_fail_per_sec, row.median_response_time,
                 row.p95_response_time,
             )  # fmt: skip
