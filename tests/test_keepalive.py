@@ -40,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Locust's gevent server does
     server: _Master
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.server.seen.append((self.path, dict(self.headers), self.client_address))
         answer = self.server.answers.pop(0) if self.server.answers else ok({"worker_count": 1})
         answer(self)

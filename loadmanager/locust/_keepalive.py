@@ -3,8 +3,8 @@
 A Monitor polls every master every two seconds, so the cost of one GET decides
 how many runs one process can follow. Measured on the fan-out bench's masters
 (bench/bench_monitor_fanout.py, docs/performance.md): a GET through
-``httpx.Client`` costs 600–800 µs of CPU, through ``httpx.AsyncClient`` about
-1,100 µs, through ``http.client`` on a kept-alive connection 100–140 µs. So the
+``httpx.Client`` costs 600 to 800 µs of CPU, through ``httpx.AsyncClient`` about
+1,100 µs, through ``http.client`` on a kept-alive connection 100 to 140 µs. So the
 reads a poll makes go through ``http.client``, and everything else (the POSTs,
 TLS, custom ``httpx.Auth`` flows, proxies, an injected client) stays on httpx,
 which does those well. :class:`~loadmanager.locust.LocustClient` decides which
@@ -113,7 +113,8 @@ class KeptAliveGets:
             conn.connect()
         except TimeoutError as exc:
             conn.close()
-            raise NotConnectedError(f"cannot connect to Locust at {url}: timed out", url=url) from exc
+            why = f"cannot connect to Locust at {url}: timed out"
+            raise NotConnectedError(why, url=url) from exc
         except OSError as exc:
             conn.close()
             raise NotConnectedError(f"cannot connect to Locust at {url}: {exc}", url=url) from exc
