@@ -18,7 +18,8 @@ import json
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -29,6 +30,7 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import _constraints as c
@@ -243,7 +245,15 @@ class Converter:
 
     def _class_unstructure_hook(self, cls: type) -> Callable[[Any], dict[str, Any]]:
         attrs.resolve_types(cls)
-        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        # A field that holds only str, int, float, bool or None is written as
+        # it is: cattrs then inlines it instead of dispatching on each value's
+        # type, a third of the cost of a snapshot's document.
+        overrides = {
+            a.name: override(rename=camel(a.name), unstruct_hook=identity)
+            if _plain(a.type)
+            else override(rename=camel(a.name))
+            for a in attrs.fields(cls)
+        }
         inner: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
             cls,
             self._conv,
@@ -276,6 +286,17 @@ class Converter:
             # is in ``errors``, so the traceback shows one clean message.
             errors = _collect(exc, "")
             raise ValidationError(errors, subject=subject or cls.__name__) from None
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(t: Any) -> bool:
+    """Whether values of type ``t`` unstructure to themselves (not enums: str subclasses)."""
+    if t in _PLAIN:
+        return True
+    args = get_args(t)
+    return bool(args) and get_origin(t) in (Union, UnionType) and all(a in _PLAIN for a in args)
 
 
 def _seconds_first(base: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
