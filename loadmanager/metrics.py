@@ -40,7 +40,7 @@ SATURATED_CPU = 90.0
 MAX_LIVE_FAILURES = 100
 """Failure rows kept per snapshot: the most frequent ones (all are kept at the end)."""
 
-_OPT_MEASURE = c.optional(c.MEASURE)
+_OPT_MEASURE = c.OPTIONAL_MEASURE
 
 
 class EndpointKey:
