@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import tenacity
 
+from .._retries import with_retries
 from ..errors import (
     LocustConnectionError,
     LocustHTTPError,
@@ -159,25 +160,11 @@ class LocustClient:
                 raise LocustHTTPError(response.status_code, response.text[:2000], url=url)
             return response.text
 
+        def policy() -> tenacity.Retrying:
+            return self._retrying().copy(retry=tenacity.retry_if_exception(retry), reraise=True)
+
         try:
-            try:
-                return once()
-            except Exception as exc:
-                if not retry(exc):
-                    raise
-                first: list[Exception] = [exc]
-            # The policy is built only once a try failed: building it costs a
-            # fifth of a poll's request. Its first attempt is the one that just
-            # failed, so attempts and waits are the policy's (its time budget
-            # counts from the first failure).
-
-            def again() -> str:
-                if first:
-                    raise first.pop()
-                return once()
-
-            retrying = self._retrying().copy(retry=tenacity.retry_if_exception(retry), reraise=True)
-            return str(retrying(again))
+            return with_retries(once, policy)
         except _NotConnectedError as exc:
             # Callers see the public type; the subclass only steered retries.
             raise LocustConnectionError(str(exc), url=url) from exc

@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TypeVar
 import tenacity
 
 from .._naming import camel
+from .._retries import with_retries
 from .._serialization import make_converter
 from ..clock import from_millis, to_millis
 from ..errors import (
@@ -339,10 +340,7 @@ class _Database:
     def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock, _mapped(self.path):
             conn = self._checked()
-            for attempt in self._retrying():
-                with attempt:
-                    return fn(conn)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+            return with_retries(lambda: fn(conn), self._retrying)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -368,26 +366,24 @@ class _Database:
         self._checked()
         with _mapped(self.path):
             conn = self._reader()
-            for attempt in self._retrying():
-                with attempt:
-                    return fn(conn)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+            return with_retries(lambda: fn(conn), self._retrying)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one IMMEDIATE transaction, retried whole on lock errors."""
         with self._lock, _mapped(self.path):
             conn = self._checked()
-            for attempt in self._retrying():
-                with attempt:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = fn(conn)
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-                    return result
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+            def transaction() -> T:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+
+            return with_retries(transaction, self._retrying)
 
     def close(self) -> None:
         with self._lock:
