@@ -213,11 +213,13 @@ class Monitor:
         known: dict[str, bool] = {}
         due: list[tuple[LoadTestRun, bool, int]] = []
         submitted = 0
-        for run in self._active():
+        active = self._active()
+        with self._lock:  # one copy per tick rather than a lock per run
+            polled, in_flight = dict(self._polled), set(self._in_flight)
+        for run in active:
             pending = run.status is RunStatus.PENDING
-            with self._lock:
-                entry = self._polled.get(run.id)
-                busy = run.id in self._in_flight
+            entry = polled.get(run.id)
+            busy = run.id in in_flight
             # Slots count from the start once a run runs, from its creation
             # before: leaving pending begins a new count.
             last, next_due = (entry[1], entry[2]) if entry and entry[0] == pending else (-1, None)
