@@ -89,7 +89,9 @@ def run(
         )
         with (
             lm.connect(url) as storage,
-            lm.Orchestrator(storage=storage, clusters=registry, poll_interval=interval) as orch,
+            lm.Orchestrator(
+                storage=storage, clusters=registry, poll_interval=interval, monitor=False
+            ) as orch,
         ):
             runs = []
             for i in range(count):
@@ -105,6 +107,9 @@ def run(
                 }
                 test = orch.create_load_test(spec, actor="bench")
                 runs.append(orch.start_run(test.id, actor="bench"))
+            # The Monitor starts once every run has: starting thousands of runs
+            # while it polls the first ones measured the starts, not the Monitor.
+            orch.monitor.start()
             time.sleep(interval * 2)  # let the first round of polls settle in
             stop, queries = threading.Event(), [0]
             reading = [
@@ -129,6 +134,7 @@ def run(
                 )
                 for _ in range(reader_processes if storage_kind == "sqlite" else 0)
             ]
+            print(f"# measuring {count} runs from pid {os.getpid()}", file=sys.stderr, flush=True)
             started_at = lm.utc_now()
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             time.sleep(seconds)
