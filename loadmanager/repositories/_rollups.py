@@ -15,7 +15,11 @@ order of summation).
 
 from __future__ import annotations
 
-__all__ = ["WHOLE_RUN", "endpoint_scope", "row_scope"]
+from collections.abc import Iterator
+
+from ..metrics import MetricSnapshot
+
+__all__ = ["WHOLE_RUN", "endpoint_scope", "row_scope", "scoped_figures"]
 
 WHOLE_RUN = ""
 """The scope of the whole run's figures."""
@@ -29,3 +33,27 @@ def endpoint_scope(key: str) -> str:
 def row_scope(method: str, name: str) -> str:
     """The scope an endpoint row rolls up into (both rows a key matches share it)."""
     return f"@{method} {name}" if method else f"@{name}"
+
+
+def scoped_figures(snap: MetricSnapshot) -> Iterator[tuple[str, tuple[float | None, ...]]]:
+    """What a snapshot adds to its cells: ``(scope, figures)`` in SERIES_FIELDS order.
+
+    The whole run's figures, then each endpoint row's, which carry the
+    snapshot's user count beside the row's own rates and response times.
+    """
+    users = snap.user_count
+    yield (
+        WHOLE_RUN,
+        (users, snap.current_rps, snap.current_fail_per_sec, snap.current_p50, snap.current_p95),
+    )
+    for row in snap.endpoints:
+        yield (
+            row_scope(row.method, row.name),
+            (
+                users,
+                row.current_rps,
+                row.current_fail_per_sec,
+                row.median_response_time,
+                row.p95_response_time,
+            ),
+        )

@@ -54,11 +54,12 @@ from ..errors import (
     RepositoryUnavailableError,
     StaleVersionError,
 )
-from ..filters import LoadTestFilter, RunFilter
+from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
+from ._rollups import WHOLE_RUN, endpoint_scope, scoped_figures
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -78,6 +79,7 @@ RUNS = "load_test_runs"
 METRICS = "metrics_timeseries"
 MONITORS = "run_monitors"
 SLOTS = "metrics_slots"
+ROLLUPS = "metrics_rollups"
 LOCUSTFILES = "locustfiles"
 LEGACY_COLLECTIONS = ("test_runs",)
 """Collections of the seed's earlier design, dropped by :func:`migrate`."""
@@ -129,6 +131,13 @@ _INDEXES: tuple[tuple[str, str, list[tuple[str, int]], dict[str, Any]], ...] = (
     ("load_test_runs_started", RUNS, [("startedMs", 1)], {}),
     ("metrics_timeseries_run_ts", METRICS, [("loadTestRunId", 1), ("tsMs", 1)], {}),
     ("metrics_slots_run", SLOTS, [("loadTestRunId", 1)], {}),
+    ("metrics_slots_unrolled", SLOTS, [("rolled", 1), ("tsMs", 1)], {}),
+    (
+        "metrics_rollups_cells",
+        ROLLUPS,
+        [("loadTestRunId", 1), ("level", 1), ("scope", 1), ("cell", 1)],
+        {},
+    ),
     (
         "locustfiles_version",
         LOCUSTFILES,
@@ -501,6 +510,135 @@ def _from_locustfile(doc: dict[str, Any]) -> Locustfile:
     return _CONVERTER.structure(doc, Locustfile, subject="stored Locustfile")
 
 
+ROLLUP_REPAIR_AFTER_MS = 120_000
+"""A slotted snapshot whose cells are still not updated this long after it was
+taken lost its writer between the two writes; :func:`migrate` (run by every
+open) applies them."""
+
+
+def _cell_id(run_id: str, level: int, scope: str, cell: int) -> str:
+    return f"{run_id}/{level}/{scope}/{cell}"
+
+
+def _rollup_ops(keyed: Iterable[tuple[str, MetricSnapshot]]) -> list[Any]:
+    """The cell updates of snapshots, each applied to a cell at most once per key.
+
+    A cell records the keys of the snapshots it holds (``applied``), and an
+    update applies only where its key is absent. Run again (a retried write,
+    the repair of a crashed one, the migration), it matches no cell, its
+    upsert collides with the cell's ``_id``, and that duplicate key is the
+    no-op. ``$min``/``$max`` leave out missing figures: BSON orders null first.
+    """
+    ops = []
+    for key, snap in keyed:
+        ts = to_millis(snap.timestamp)
+        run_id = snap.load_test_run_id
+        for scope, figures in scoped_figures(snap):
+            inc: dict[str, float] = {"samples": 1}
+            low: dict[str, float] = {}
+            high: dict[str, float] = {}
+            for field, value in zip(SERIES_FIELDS, figures, strict=True):
+                if value is not None:
+                    inc[f"n_{field}"] = 1
+                    inc[f"sum_{field}"] = value
+                    low[f"min_{field}"] = high[f"max_{field}"] = value
+            for level in ROLLUP_LEVELS_MS:
+                cell = ts // level
+                update: dict[str, Any] = {
+                    "$inc": inc,
+                    "$set": {f"applied.{key}": 1},
+                    "$setOnInsert": {
+                        "loadTestRunId": run_id,
+                        "level": level,
+                        "scope": scope,
+                        "cell": cell,
+                    },
+                }
+                if low:
+                    update["$min"] = low
+                    update["$max"] = high
+                ops.append(
+                    pymongo.UpdateOne(
+                        {
+                            "_id": _cell_id(run_id, level, scope, cell),
+                            f"applied.{key}": {"$exists": False},
+                        },
+                        update,
+                        upsert=True,
+                    )
+                )
+    return ops
+
+
+def _apply_rollups(db: Any, ops: list[Any]) -> None:
+    """Apply cell updates; a duplicate key means the update was applied before.
+
+    Two writers creating one cell at once also collide on its ``_id`` though
+    neither had applied its update: the loser's updates are sent once more,
+    and now find the cell, so a second duplicate key really is a repeat.
+    """
+    for _ in range(2):
+        if not ops:
+            return
+        try:
+            db[ROLLUPS].bulk_write(ops, ordered=False)
+            return
+        except pymongo_errors.BulkWriteError as exc:
+            collided = []
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != 11000:
+                    raise
+                collided.append(ops[int(error["index"])])
+            ops = collided
+
+
+def rollup_pipeline(run_id: str, window: SeriesWindow, scope: str) -> list[dict[str, Any]]:
+    """The aggregation of a laid-out series: the cells of one level, grouped into buckets.
+
+    Its ``$match`` is equalities on run, level and scope and a range on the
+    cell: the ``metrics_rollups_cells`` index answers it, and a series reads
+    at most a few thousand cells however long the run.
+    """
+    level = window.level_ms
+    group: dict[str, Any] = {
+        "_id": {
+            "$floor": {
+                "$divide": [
+                    {"$subtract": [{"$multiply": ["$cell", level]}, window.start_ms]},
+                    window.width_ms,
+                ]
+            }
+        },
+        "samples": {"$sum": "$samples"},
+    }
+    for field in SERIES_FIELDS:
+        group[f"{field}_min"] = {"$min": f"$min_{field}"}
+        group[f"{field}_max"] = {"$max": f"$max_{field}"}
+        group[f"{field}_sum"] = {"$sum": f"$sum_{field}"}
+        group[f"{field}_n"] = {"$sum": f"$n_{field}"}
+    cells = {"$gte": window.start_ms // level, "$lt": window.end_ms // level}
+    match = {"loadTestRunId": _eq(run_id), "level": _eq(level), "scope": _eq(scope), "cell": cells}
+    return [{"$match": match}, {"$group": group}]
+
+
+def _figures(doc: Mapping[str, Any]) -> list[float | None]:
+    """[min, avg, max] per series figure from a series ``$group`` document."""
+    figures: list[float | None] = []
+    for field in SERIES_FIELDS:
+        n = doc[f"{field}_n"]
+        avg = doc[f"{field}_sum"] / n if n else None
+        figures += [doc[f"{field}_min"], avg, doc[f"{field}_max"]]
+    return figures
+
+
+def _slot_key(slot: int) -> str:
+    return f"s{slot}"
+
+
+def _slot_id(snap: MetricSnapshot) -> str:
+    return f"{snap.load_test_run_id}/{snap.slot}"
+
+
 class MongoMetricsRepository(AddsOne):
     """Snapshots in ``metrics_timeseries``; series are an aggregation pipeline."""
 
@@ -511,7 +649,9 @@ class MongoMetricsRepository(AddsOne):
         # write recognises its own slot instead of losing the snapshot.
         self._writer = uuid.uuid4().hex
 
-    def _take_slots(self, items: list[MetricSnapshot]) -> list[MetricSnapshot]:
+    def _take_slots(
+        self, items: list[MetricSnapshot]
+    ) -> tuple[list[MetricSnapshot], list[MetricSnapshot]]:
         """The snapshots whose (run, slot) this call, or a failed try of it, took first.
 
         A time-series collection takes no unique index, so the slots are taken
@@ -524,13 +664,14 @@ class MongoMetricsRepository(AddsOne):
         """
         slotted = [s for s in items if s.slot is not None]
         if not slotted:
-            return items
+            return items, []
         docs = [
             {
-                "_id": f"{s.load_test_run_id}/{s.slot}",
+                "_id": _slot_id(s),
                 "loadTestRunId": s.load_test_run_id,
                 "writer": self._writer,
                 "tsMs": to_millis(s.timestamp),
+                "rolled": False,  # until the snapshot's cells are updated
             }
             for s in slotted
         ]
@@ -542,14 +683,19 @@ class MongoMetricsRepository(AddsOne):
                 if error.get("code") != 11000:  # not a duplicate key: a real failure
                     raise
                 refused.add(int(error["index"]))
-        refused -= self._retried(docs, refused)
+        retake, filled = self._retried(docs, refused)
+        refused -= retake
         taken = {id(s) for i, s in enumerate(slotted) if i not in refused}
-        return [s for s in items if s.slot is None or id(s) in taken]
+        return [s for s in items if s.slot is None or id(s) in taken], [slotted[i] for i in filled]
 
-    def _retried(self, docs: list[dict[str, Any]], refused: set[int]) -> set[int]:
-        """Of the refused slots, those a failed try of this write took and never filled."""
+    def _retried(self, docs: list[dict[str, Any]], refused: set[int]) -> tuple[set[int], set[int]]:
+        """Of the refused slots, those a failed try of this write took: never filled, and filled.
+
+        A filled one was stored by the failed try, which may have failed
+        before updating its cells: the retry updates them (a repeat is a no-op).
+        """
         if not refused:
-            return set()
+            return set(), set()
         ids = [docs[i]["_id"] for i in sorted(refused)]
         held = {d["_id"]: d for d in self._db[SLOTS].find({"_id": _in(ids)})}
         ours = [
@@ -560,7 +706,7 @@ class MongoMetricsRepository(AddsOne):
             and d.get("tsMs") == docs[i]["tsMs"]
         ]
         if not ours:
-            return set()
+            return set(), set()
         stored = {
             (d["loadTestRunId"], d["tsMs"])
             for d in self._col.find(
@@ -571,7 +717,8 @@ class MongoMetricsRepository(AddsOne):
                 {"loadTestRunId": 1, "tsMs": 1},
             )
         }
-        return {i for i in ours if (docs[i]["loadTestRunId"], docs[i]["tsMs"]) not in stored}
+        filled = {i for i in ours if (docs[i]["loadTestRunId"], docs[i]["tsMs"]) in stored}
+        return set(ours) - filled, filled
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
@@ -585,7 +732,9 @@ class MongoMetricsRepository(AddsOne):
             missing = sorted(run_ids - known)
             if missing:
                 raise NotFoundError("LoadTestRun", missing[0])
-            items = self._take_slots(items)
+            items, filled = self._take_slots(items)
+            if filled:
+                self._roll_up([(_slot_key(s.slot), s) for s in filled if s.slot is not None])
             if not items:
                 return 0
             docs = []
@@ -593,8 +742,23 @@ class MongoMetricsRepository(AddsOne):
                 doc: dict[str, Any] = _CONVERTER.unstructure(snap)
                 doc["tsMs"] = to_millis(snap.timestamp)
                 docs.append(doc)
-            self._col.insert_many(docs, ordered=False)
+            self._col.insert_many(docs, ordered=False)  # gives each doc its _id
+            # Then the cells. A crash between the two leaves a slot marked
+            # unrolled, which the next open repairs; the keys make any
+            # repeat a no-op. (A snapshot without a slot has no such mark.)
+            keyed = [
+                (_slot_key(snap.slot) if snap.slot is not None else f"o{doc['_id']}", snap)
+                for snap, doc in zip(items, docs, strict=True)
+            ]
+            self._roll_up(keyed)
         return len(docs)
+
+    def _roll_up(self, keyed: list[tuple[str, MetricSnapshot]]) -> None:
+        """Update the snapshots' cells, then mark their slots done."""
+        _apply_rollups(self._db, _rollup_ops(keyed))
+        slots = [_slot_id(s) for _, s in keyed if s.slot is not None]
+        if slots:
+            self._db[SLOTS].update_many({"_id": _in(slots)}, {"$set": {"rolled": True}})
 
     @staticmethod
     def _match(run_id: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
@@ -657,6 +821,10 @@ class MongoMetricsRepository(AddsOne):
             window = window_for(start, end, lo, hi, buckets)
             if window is None:
                 return []
+            if window.level_ms:
+                scope = WHOLE_RUN if endpoint is None else endpoint_scope(endpoint)
+                cells = self._db[ROLLUPS].aggregate(rollup_pipeline(run_id, window, scope))
+                return assemble(window, [(int(d["_id"]), d["samples"], _figures(d)) for d in cells])
             match = self._match(run_id, from_millis(window.start_ms), from_millis(window.end_ms))
             group: dict[str, Any] = {
                 "_id": {
@@ -689,14 +857,8 @@ class MongoMetricsRepository(AddsOne):
                 group[f"{field}_sum"] = {"$sum": ref}
                 group[f"{field}_n"] = {"$sum": {"$cond": [{"$eq": [ref, None]}, 0, 1]}}
             pipeline.append({"$group": group})
-            rows = []
-            for doc in self._col.aggregate(pipeline):
-                figures: list[float | None] = []
-                for field in SERIES_FIELDS:
-                    n = doc[f"{field}_n"]
-                    avg = doc[f"{field}_sum"] / n if n else None
-                    figures += [doc[f"{field}_min"], avg, doc[f"{field}_max"]]
-                rows.append((int(doc["_id"]), int(doc["samples"]), figures))
+            found = self._col.aggregate(pipeline)
+            rows = [(int(d["_id"]), d["samples"], _figures(d)) for d in found]
         return assemble(window, rows)
 
     @checked
@@ -718,6 +880,9 @@ class MigrationReport:
         collections: Every collection present afterwards.
         indexes: Each of our collections' index names afterwards.
         timeseries: Whether ``metrics_timeseries`` is a time-series collection.
+        rolled_up: Snapshots whose series cells it built: every stored one
+            the first time (a database from before the rollups), then those
+            whose writer stopped between storing them and their cells.
     """
 
     dropped: tuple[str, ...]
@@ -727,11 +892,14 @@ class MigrationReport:
     collections: tuple[str, ...]
     indexes: Mapping[str, tuple[str, ...]]
     timeseries: bool
+    rolled_up: int = 0
 
     @property
     def changed(self) -> bool:
         """Whether this migration changed anything."""
-        return bool(self.dropped or self.created_collections or self.created_indexes)
+        return bool(
+            self.dropped or self.created_collections or self.created_indexes or self.rolled_up
+        )
 
     def __str__(self) -> str:
         if not self.changed:
@@ -742,6 +910,8 @@ class MigrationReport:
                 f"{list(self.created_collections)}, created indexes {list(self.created_indexes)}"
             )
         lines = [head, f"metrics_timeseries is a time-series collection: {self.timeseries}"]
+        if self.rolled_up:
+            lines.append(f"series cells built for {self.rolled_up} stored snapshots")
         lines += [
             f"legacy collection {name}: {count} documents"
             + (", dropped" if name in self.dropped else "; migrate(drop_legacy=True) drops it")
@@ -795,7 +965,7 @@ def migrate(db: Any, *, drop_legacy: bool = False, force: bool = False) -> Migra
             for name in dropped:
                 db.drop_collection(name)
         created: list[str] = []
-        for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS, LOCUSTFILES):
+        for name in (LOAD_TESTS, RUNS, MONITORS, SLOTS, LOCUSTFILES, ROLLUPS):
             if name not in existing:
                 db.create_collection(name)
                 created.append(name)
@@ -827,7 +997,59 @@ def migrate(db: Any, *, drop_legacy: bool = False, force: bool = False) -> Migra
             collections=tuple(sorted(db.list_collection_names())),
             indexes={c: tuple(sorted(names)) for c, names in after.items()},
             timeseries=kinds.get(METRICS) == "timeseries",
+            rolled_up=_backfill_rollups(db) + _repair_rollups(db, _now_ms()),
         )
+
+
+_BACKFILLED = "backfilled"
+"""The ``_id`` of the document in ``metrics_rollups`` that says every snapshot
+stored before the rollups existed has its cells."""
+
+
+def _snapshot_key(doc: Mapping[str, Any]) -> str:
+    slot = doc.get("slot")
+    return _slot_key(slot) if slot is not None else f"o{doc['_id']}"
+
+
+def _snapshot_from_doc(doc: Mapping[str, Any]) -> MetricSnapshot:
+    return _from_doc({k: v for k, v in doc.items() if k != "_id"}, MetricSnapshot)
+
+
+def _backfill_rollups(db: Any, chunk: int = 1000) -> int:
+    """The cells of every stored snapshot, once per database; safe to run again."""
+    if db[ROLLUPS].find_one({"_id": _BACKFILLED}) is not None:
+        return 0
+    count = 0
+    batch: list[tuple[str, MetricSnapshot]] = []
+    for doc in db[METRICS].find({}, sort=[("loadTestRunId", 1), ("tsMs", 1)]):
+        batch.append((_snapshot_key(doc), _snapshot_from_doc(doc)))
+        if len(batch) == chunk:
+            _apply_rollups(db, _rollup_ops(batch))
+            count += len(batch)
+            batch = []
+    _apply_rollups(db, _rollup_ops(batch))
+    count += len(batch)
+    # Slots from before the rollups carry no mark: their snapshots are done.
+    db[SLOTS].update_many({"rolled": {"$exists": False}}, {"$set": {"rolled": True}})
+    db[ROLLUPS].update_one({"_id": _BACKFILLED}, {"$set": {"at": _now_ms()}}, upsert=True)
+    return count
+
+
+def _repair_rollups(db: Any, now_ms: int) -> int:
+    """The cells of slotted snapshots whose writer stopped before updating them."""
+    count = 0
+    late = {"rolled": False, "tsMs": {"$lt": now_ms - ROLLUP_REPAIR_AFTER_MS}}
+    for slot in db[SLOTS].find(late):
+        stored = db[METRICS].find_one(
+            {"loadTestRunId": _eq(slot["loadTestRunId"]), "tsMs": _eq(slot["tsMs"])}
+        )
+        if stored is not None:  # else the write never got that far: nothing to count
+            snap = _snapshot_from_doc(stored)
+            if snap.slot is not None:
+                _apply_rollups(db, _rollup_ops([(_slot_key(snap.slot), snap)]))
+                count += 1
+        db[SLOTS].update_one({"_id": slot["_id"]}, {"$set": {"rolled": True}})
+    return count
 
 
 def _redacted(url: str) -> str:

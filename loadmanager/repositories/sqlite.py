@@ -41,7 +41,7 @@ from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
-from ._rollups import WHOLE_RUN, endpoint_scope, row_scope
+from ._rollups import WHOLE_RUN, endpoint_scope, scoped_figures
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -914,17 +914,9 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
 def _staged(items: Sequence[MetricSnapshot], stamps: Sequence[int]) -> Iterator[tuple[Any, ...]]:
     """Rows for the rollups: each snapshot's whole-run figures and endpoint rows."""
     for snap, ts in zip(items, stamps, strict=True):
-        run_id, users = snap.load_test_run_id, snap.user_count
-        yield (
-            run_id, ts, WHOLE_RUN, users, snap.current_rps, snap.current_fail_per_sec,
-            snap.current_p50, snap.current_p95,
-        )  # fmt: skip
-        for row in snap.endpoints:
-            yield (
-                run_id, ts, row_scope(row.method, row.name), users,
-                row.current_rps, row.current_fail_per_sec, row.median_response_time,
-                row.p95_response_time,
-            )  # fmt: skip
+        run_id = snap.load_test_run_id
+        for scope, figures in scoped_figures(snap):
+            yield (run_id, ts, scope, *figures)
 
 
 def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]) -> list[int]:
