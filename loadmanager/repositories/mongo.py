@@ -4,8 +4,9 @@ The only module that imports pymongo; its types and errors stop here.
 
 Collections: ``load_tests``, ``load_test_runs`` and ``metrics_timeseries`` (the
 seed's three), plus ``run_monitors``, which records which host replica monitors
-each active run. Documents
-are the camelCase documents of :func:`loadmanager.to_dict` with the id in ``_id``,
+each active run, ``metrics_slots`` (the poll slots stored, so none is stored
+twice) and ``metrics_rollups`` (series cells updated at ingest; docs/storage.md).
+Documents are the camelCase documents of :func:`loadmanager.to_dict` with the id in ``_id``,
 native BSON dates, and a few numeric helper fields the queries use
 (``createdMs``, ``startedMs``, ``tsMs``), which are stripped again on reading.
 
