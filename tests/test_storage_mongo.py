@@ -211,9 +211,11 @@ def test_a_retry_after_a_failed_write_stores_its_snapshot_once(
         assert len(metrics.snapshots(run.id)) == 1
 
 
-def _rolled_up_snapshots(storage: MongoStorage, count: int) -> tuple[str, list[lm.MetricSnapshot]]:
+def _rolled_up_snapshots(
+    storage: MongoStorage, count: int, status: lm.RunStatus = lm.RunStatus.RUNNING
+) -> tuple[str, list[lm.MetricSnapshot]]:
     test = storage.load_tests.add(make_load_test())
-    run = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING))
+    run = storage.runs.add(make_run(test, status=status))
     snaps = [
         make_snapshot(
             run.id,
@@ -289,6 +291,16 @@ def test_a_database_from_before_the_rollups_gets_its_cells_once(mongo_url: str) 
         assert "metrics_rollups" in upgraded.opening_report.created_collections
         assert _series_figures(upgraded, run_id) == expected
         assert upgraded.migrate().rolled_up == 0
+
+
+def test_deleting_a_test_deletes_its_series_cells(mongo_url: str) -> None:
+    with lm.connect(mongo_url) as storage:
+        assert isinstance(storage, MongoStorage)
+        run_id, _ = _rolled_up_snapshots(storage, 50, lm.RunStatus.FINISHED)
+        cells = storage.db["metrics_rollups"]
+        assert cells.count_documents({"loadTestRunId": run_id}) > 0
+        storage.load_tests.delete(storage.runs.get(run_id).load_test_id)
+        assert cells.count_documents({"loadTestRunId": run_id}) == 0
 
 
 @pytest.mark.skipif(

@@ -266,6 +266,7 @@ class MongoLoadTestRepository:
             run_ids = [d["_id"] for d in runs.find({"loadTestId": _eq(test_id)}, {"_id": 1})]
             if run_ids:
                 self._db[METRICS].delete_many({"loadTestRunId": _in(run_ids)})
+                self._db[ROLLUPS].delete_many({"loadTestRunId": _in(run_ids)})
                 self._db[MONITORS].delete_many({"_id": _in(run_ids)})
                 self._db[SLOTS].delete_many({"loadTestRunId": _in(run_ids)})
                 runs.delete_many({"loadTestId": _eq(test_id)})
