@@ -147,6 +147,9 @@ def run(
                 out, _ = other.communicate(timeout=seconds + 60)
                 queries[0] += int(out.split()[-1])
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            # A slot that began just before the end is polled in its middle:
+            # give those polls their time before counting what is missing.
+            time.sleep(interval * 1.5)
             expected = count * seconds / interval
             stored, lost, slots, lags = 0, 0, 0, []
             for r in runs:
@@ -154,11 +157,17 @@ def run(
                 first = math.ceil((started_at - began).total_seconds() / interval)
                 last = math.ceil((ended_at - began).total_seconds() / interval)
                 due = set(range(first, last))  # slots that began inside the window
-                kept = storage.metrics.snapshots(
-                    r.id,
-                    start=began + timedelta(seconds=first * interval),
-                    end=began + timedelta(seconds=last * interval),
-                )
+                # A poll answered late is stored in its own slot with a later
+                # time: read one interval past the window, then count slots.
+                kept = [
+                    s
+                    for s in storage.metrics.snapshots(
+                        r.id,
+                        start=began + timedelta(seconds=first * interval),
+                        end=began + timedelta(seconds=(last + 1) * interval),
+                    )
+                    if s.slot in due
+                ]
                 lost += len(due - {s.slot for s in kept})
                 slots += len(due)
                 stamps = [s.timestamp for s in kept]
