@@ -57,6 +57,10 @@ class Monitor:
         interval: Seconds between two polls of a run (Locust's cache is 2 s);
             a claim lasts 1.5 intervals.
         max_workers: Polls in flight at once, so one slow master delays no other.
+        max_backlog: Polls in flight or waiting for a worker, at most (four per
+            worker by default). Past its capacity the Monitor polls the runs
+            that waited longest and leaves the rest for the next tick, instead
+            of queueing polls whose answers would come slots late.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Monitor:
         knows: Callable[[str], bool],
         interval: float = 2.0,
         max_workers: int = 32,
+        max_backlog: int | None = None,
     ) -> None:
         self._storage = storage
         self._lifecycle = lifecycle
@@ -78,6 +83,7 @@ class Monitor:
         self.interval = interval
         self.ttl = timedelta(seconds=interval * 1.5)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
+        self._max_backlog = max_backlog if max_backlog is not None else 4 * max_workers
         self._in_flight: set[str] = set()
         # run -> (pending?, slot, when the next slot is due), as last submitted
         self._polled: dict[str, tuple[bool, int, datetime]] = {}
@@ -211,7 +217,7 @@ class Monitor:
         launching = self._lifecycle.launching
         now = self._clock.now()
         known: dict[str, bool] = {}
-        due: list[tuple[LoadTestRun, bool, int]] = []
+        due: list[tuple[LoadTestRun, bool, int, int]] = []
         submitted = 0
         active = self._active()
         with self._lock:  # one copy per tick rather than a lock per run
@@ -232,10 +238,11 @@ class Monitor:
                 continue
             slot = self._slot_due(run, now, last)
             if slot is not None:
-                due.append((run, pending, slot))
+                due.append((run, pending, slot, last))
+        due = self._within_backlog(due, launching, len(in_flight))
         # Every claim due this tick renewed at once: one write, not one each.
-        claimed = self._claim_or_keep([run.id for run, _, _ in due])
-        for run, pending, slot in due:
+        claimed = self._claim_or_keep([run.id for run, _, _, _ in due])
+        for run, pending, slot, _ in due:
             if run.id not in claimed:
                 continue
             began = run.started_at or run.audit.created_at
@@ -247,6 +254,27 @@ class Monitor:
             self._submit(run, slot)
             submitted += 1
         return submitted
+
+    def _within_backlog(
+        self,
+        due: list[tuple[LoadTestRun, bool, int, int]],
+        launching: frozenset[str],
+        busy: int,
+    ) -> list[tuple[LoadTestRun, bool, int, int]]:
+        """The due runs this tick can poll: the most slots behind first, up to the backlog.
+
+        An overloaded Monitor that queued every due poll answered them slots
+        late, and a late answer costs a claim check on top: at five times its
+        capacity it stored a quarter of what it stores at capacity. Runs left
+        out stay due, and being further behind next tick, go first then. A
+        start of ours is not polled and takes no room.
+        """
+        room = self._max_backlog - busy
+        polls = [d for d in due if d[0].id not in launching]
+        if len(polls) <= room:
+            return due
+        polls.sort(key=lambda d: d[3] - d[2])  # slots behind, most first (last - slot < 0)
+        return [d for d in due if d[0].id in launching] + polls[: max(0, room)]
 
     def _submit(self, run: LoadTestRun, slot: int) -> None:
         with self._lock:

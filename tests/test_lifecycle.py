@@ -8,6 +8,7 @@ test_orchestrator_real.py and test_crash_recovery.py.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -382,3 +383,57 @@ def test_a_stale_idle_answer_does_not_fail_a_start_whose_swarm_landed(
     [adopted] = orch.reconcile()
     assert adopted.status is lm.RunStatus.RUNNING
     assert "stop" not in masters["http://m1"].calls
+
+
+# -- overload ------------------------------------------------------------------
+
+
+def test_an_overloaded_monitor_polls_the_runs_furthest_behind_first(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
+) -> None:
+    from loadmanager.monitor import Monitor
+
+    clusters = {f"c{i}": f"http://m{i}" for i in range(6)}
+    with replica(storage, clock, masters, clusters) as orch:
+        runs = [
+            orch.start_run(create(orch, name=f"t{i}", locustClusterId=f"c{i}").id, actor=ACTOR)
+            for i in range(6)
+        ]
+        polled: list[str] = []
+        gate = threading.Event()
+        for i, run in enumerate(runs):
+
+            def answer(run_id: str = run.id) -> None:
+                gate.wait(10)  # every master is slow until the gate opens
+                polled.append(run_id)
+
+            masters[f"http://m{i}"].on_stats = answer
+        # One worker, room for two polls: the capacity of a third of the runs.
+        monitor = Monitor(
+            storage, orch._lifecycle, clock=clock, owner=orch.owner,
+            knows=orch.clusters.__contains__, interval=INTERVAL, max_workers=1, max_backlog=2,
+        )  # fmt: skip
+        try:
+            clock.advance(1.2)  # the middle of every run's first slot
+            assert monitor.tick() == 2
+            assert monitor.tick() == 0  # both still in progress: no room
+            gate.set()
+            _settle(monitor, polled, 2)
+            assert monitor.tick() == 2  # two of the four left; the first two are done
+            _settle(monitor, polled, 4)
+            assert len(set(polled)) == 4
+            clock.advance(INTERVAL)  # the next slot: all six due again
+            assert monitor.tick() == 2
+            _settle(monitor, polled, 6)
+            # The two never polled are the furthest behind, so they go first.
+            assert set(polled[4:]) == {r.id for r in runs} - set(polled[:4])
+        finally:
+            gate.set()
+            monitor.stop()
+
+
+def _settle(monitor: Any, polled: list[str], count: int) -> None:
+    deadline = time.monotonic() + 10
+    while (len(polled) < count or monitor._in_flight) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(polled) >= count
