@@ -267,11 +267,13 @@ def _loads(doc: str, cls: type[T]) -> T:
     return _CONVERTER.structure(json.loads(doc), cls, subject=f"stored {cls.__name__}")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65_536)
 def _run_from_doc(doc: str) -> LoadTestRun:
     # The Monitor lists every active run twice an interval; decoding 500 run
     # documents each time was an eighth of its CPU. Runs are immutable, and a
-    # changed run has a changed document, so the text is the key.
+    # changed run has a changed document, so the text is the key. The cache
+    # must hold every active run: at 4,096 entries, 5,000 runs evicted each
+    # other on every listing and the Monitor spent its core decoding them.
     return _loads(doc, LoadTestRun)
 
 
