@@ -57,8 +57,9 @@ class Monitor:
         interval: Seconds between two polls of a run (Locust's cache is 2 s);
             a claim lasts 1.5 intervals.
         max_workers: Polls in flight at once, so one slow master delays no other.
-        max_backlog: Polls in flight or waiting for a worker, at most (four per
-            worker by default). Past its capacity the Monitor polls the runs
+        max_backlog: Polls in flight or waiting for a worker, at most (sixteen
+            per worker by default: fewer held polls back that the network, not
+            the CPU, was delaying). Past its capacity the Monitor polls the runs
             that waited longest and leaves the rest for the next tick, instead
             of queueing polls whose answers would come slots late.
     """
@@ -83,7 +84,7 @@ class Monitor:
         self.interval = interval
         self.ttl = timedelta(seconds=interval * 1.5)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
-        self._max_backlog = max_backlog if max_backlog is not None else 4 * max_workers
+        self._max_backlog = max_backlog if max_backlog is not None else 16 * max_workers
         self._in_flight: set[str] = set()
         # run -> (pending?, slot, when the next slot is due), as last submitted
         self._polled: dict[str, tuple[bool, int, datetime]] = {}
