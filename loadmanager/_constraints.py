@@ -347,8 +347,9 @@ VERSION = rule(positive_int)
 
 
 def _count(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if type(value) is not int or value < 0:  # not is_whole: True is no count
-        raise _fail(attribute, "must be a whole number >= 0")
+    if type(value) is int and value >= 0:  # type, not isinstance: True is no count
+        return
+    raise _fail(attribute, non_negative_int(value) or "must be a whole number >= 0")
 
 
 def _measure(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

@@ -56,7 +56,8 @@ class KeptAliveGets:
 
     Args:
         host, port, prefix: From :func:`plain_http_target`.
-        headers: Sent with every request (the caller's, and Basic auth).
+        headers: Sent with every request.
+        auth: ``(user, password)`` for HTTP Basic auth, or ``None``.
         timeout: Seconds for the connect and for each read.
     """
 
