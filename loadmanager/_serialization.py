@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -243,13 +243,17 @@ class Converter:
 
         return structure
 
-    def _class_unstructure_hook(self, cls: type) -> Callable[[Any], dict[str, Any]]:
+    def _class_unstructure_hook(
+        self, cls: type, omit: Collection[str] = ()
+    ) -> Callable[[Any], dict[str, Any]]:
         attrs.resolve_types(cls)
         # A field that holds only str, int, float, bool or None is written as
         # it is: cattrs then inlines it instead of dispatching on each value's
         # type, a third of the cost of a snapshot's document.
         overrides = {
-            a.name: override(rename=camel(a.name), unstruct_hook=identity)
+            a.name: override(omit=True)
+            if a.name in omit
+            else override(rename=camel(a.name), unstruct_hook=identity)
             if _plain(a.type)
             else override(rename=camel(a.name))
             for a in attrs.fields(cls)
@@ -274,6 +278,17 @@ class Converter:
     def unstructure(self, obj: Any) -> Any:
         """The document of a model (or of a list of models)."""
         return self._conv.unstructure(obj)
+
+    def unstructurer(self, cls: type, *, omit: Collection[str]) -> Callable[[Any], dict[str, Any]]:
+        """A function giving a ``cls``'s document without the fields in ``omit``.
+
+        For a backend that keeps those fields elsewhere (SQLite's endpoint
+        rows); structuring a document without them gives their defaults.
+        """
+        unknown = set(omit) - {a.name for a in attrs.fields(cls)}
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+        return self._class_unstructure_hook(cls, omit)
 
     def structure(self, data: Any, cls: type[T], *, subject: str | None = None) -> T:
         """A ``cls`` from ``data``, or a :class:`ValidationError` listing every problem."""

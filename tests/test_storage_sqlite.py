@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ import pytest
 import loadmanager as lm
 from loadmanager.repositories import Storage
 from loadmanager.repositories.sqlite import SCHEMA_VERSION, SqliteStorage
-from loadmanager.testing import make_load_test
-from loadmanager.testing.contracts import StorageContract
+from loadmanager.testing import make_load_test, make_snapshot
+from loadmanager.testing.contracts import MetricsContract, StorageContract, _brute_series
 
 
 class TestSqliteInMemory(StorageContract):
@@ -30,6 +31,16 @@ class TestSqliteFile(StorageContract):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> Iterator[Storage]:
         with lm.connect(f"sqlite:///{tmp_path / 'lm.db'}") as storage:
+            yield storage
+
+
+class TestSqliteFoldingEveryFewSnapshots(MetricsContract):
+    """The metrics contract with folds inside every batch, not only past 512 snapshots:
+    series then read cells, the unfolded tail, or both."""
+
+    @pytest.fixture(params=[1, 3])
+    def storage(self, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]:
+        with SqliteStorage(str(tmp_path / "lm.db"), fold_every=request.param) as storage:
             yield storage
 
 
@@ -191,8 +202,56 @@ def test_a_long_read_never_holds_up_a_write(tmp_path: Path) -> None:
         assert storage.metrics.count(run.id) == 1
 
 
-def test_migration_6_rolls_up_the_snapshots_a_schema_5_file_holds(tmp_path: Path) -> None:
-    """Runs stored before rollups existed answer wide series from rollups built on opening."""
+def _as_schema_5(path: Path) -> None:
+    """Rewrites a file's metrics as schema 5 held them: each snapshot one row, its
+    endpoint rows inside its document, and no rollups."""
+    with lm.connect(f"sqlite:///{path}") as storage:
+        run_ids = [run.id for run in storage.runs.find(lm.RunFilter())]
+        held = [s for run_id in run_ids for s in storage.metrics.snapshots(run_id)]
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        DROP TABLE metrics_endpoints; DROP TABLE metrics_folded;
+        DROP TABLE metrics_rollups; DROP TABLE metrics_timeseries;
+        CREATE TABLE metrics_timeseries (
+            run_id TEXT NOT NULL REFERENCES load_test_runs (id), ts_ms INTEGER NOT NULL,
+            user_count REAL, current_rps REAL, current_fail_per_sec REAL, current_p50 REAL,
+            current_p95 REAL, doc TEXT NOT NULL, slot INTEGER
+        );
+        CREATE INDEX metrics_timeseries_series ON metrics_timeseries (
+            run_id, ts_ms, user_count, current_rps, current_fail_per_sec, current_p50, current_p95
+        );
+        CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
+            WHERE slot IS NOT NULL;
+        PRAGMA user_version = 5;
+        """
+    )
+    conn.executemany(
+        "INSERT INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                s.load_test_run_id,
+                round(s.timestamp.timestamp() * 1000),
+                s.user_count,
+                s.current_rps,
+                s.current_fail_per_sec,
+                s.current_p50,
+                s.current_p95,
+                lm.to_json(s),
+                s.slot,
+            )
+            for s in held
+        ],
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_5_file_is_rolled_up_and_split_into_endpoint_rows_on_opening(
+    tmp_path: Path,
+) -> None:
+    """Runs stored before rollups and endpoint columns existed read back the same,
+    answer wide series from cells built on opening, and take new snapshots."""
     from datetime import datetime, timedelta, timezone
 
     from loadmanager.metrics import EndpointStats
@@ -205,30 +264,119 @@ def test_migration_6_rolls_up_the_snapshots_a_schema_5_file_holds(tmp_path: Path
         EndpointStats("GET", "/a", 10, 0, 5.0, 0.0, median_response_time=12.0),
         EndpointStats("", "custom", 3, 1, 1.0, 0.5, p95_response_time=40.0),
     )
+
+    def snapshot(i: int) -> lm.MetricSnapshot:
+        return make_snapshot(
+            run.id,
+            t0 + timedelta(seconds=2 * i),
+            user_count=i % 50,
+            current_p50=None if i % 9 == 0 else float(i % 70),
+            endpoints=rows[: i % 3],
+            slot=i if i % 4 else None,
+        )
+
     with lm.connect(f"sqlite:///{path}") as storage:
         test = storage.load_tests.add(make_load_test())
-        run = storage.runs.add(make_run(test, status=lm.RunStatus.FINISHED))
-        storage.metrics.add_many(
-            make_snapshot(
-                run.id,
-                t0 + timedelta(seconds=2 * i),
-                user_count=i % 50,
-                current_p50=None if i % 9 == 0 else float(i % 70),
-                endpoints=rows[: i % 3],
-            )
-            for i in range(3_000)
-        )
-        asked = [(None, 40), ("GET /a", 12), ("custom", 5), ("POST /none", 7)]
-        expected = {key: storage.metrics.series(run.id, n, endpoint=key) for key, n in asked}
-    # What schema 5 held: the same snapshots, no rollups.
-    conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE metrics_rollups; PRAGMA user_version = 5;")
-    conn.close()
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING))
+        storage.metrics.add_many(snapshot(i) for i in range(3_000))
+        asked = [(None, 40), ("GET /a", 12), ("custom", 5), ("POST /none", 7), ("GET /a", 900)]
+        expected = {(k, n): storage.metrics.series(run.id, n, endpoint=k) for k, n in asked}
+        before = [lm.to_dict(s) for s in storage.metrics.snapshots(run.id)]
+    _as_schema_5(path)
     with lm.connect(f"sqlite:///{path}") as storage:
         assert storage.schema_version == SCHEMA_VERSION
+        assert [lm.to_dict(s) for s in storage.metrics.snapshots(run.id)] == before
         for key, n in asked:
             got = storage.metrics.series(run.id, n, endpoint=key)
-            assert all(b.end - b.start >= timedelta(seconds=10) for b in got)
-            assert_same_series(got, expected[key])
-        assert all(expected[key] for key in (None, "GET /a", "custom"))
-        assert expected["POST /none"] == []
+            if n < 100:
+                assert all(b.end - b.start >= timedelta(seconds=10) for b in got)
+            assert_same_series(got, expected[key, n])
+        assert all(expected[pair] for pair in asked[:3])
+        assert expected["POST /none", 7] == []
+        # Ids go on after the migrated ones, one by one and in batches; a slot
+        # the old file holds stays taken.
+        assert storage.metrics.add(snapshot(3_000)) == 1
+        assert storage.metrics.add_many([snapshot(i) for i in (1, 3_001, 3_002)]) == 2
+        added = storage.metrics.snapshots(run.id, start=t0 + timedelta(seconds=6_000))
+        assert [s.endpoints for s in added] == [rows[: i % 3] for i in (3_000, 3_001, 3_002)]
+        assert storage.metrics.count(run.id) == 3_003
+
+
+_DYING_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from datetime import datetime, timedelta, timezone
+    from loadmanager.repositories.sqlite import SqliteStorage
+    from loadmanager.testing import make_snapshot
+    s = SqliteStorage(sys.argv[1], fold_every=10)
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    for i in range(int(sys.argv[2]), int(sys.argv[3])):
+        s.metrics.add(make_snapshot("r", t0 + timedelta(seconds=2 * i), user_count=i))
+    os._exit(0)  # no close: what a killed process leaves
+    """
+)
+
+
+def test_snapshots_a_writer_leaves_unfolded_are_folded_by_the_writers_after_it(
+    tmp_path: Path,
+) -> None:
+    """Killed writers, closed writers and readers: the tail never outgrows
+    ``fold_every`` for long, and the series is exact at every step."""
+    from loadmanager.testing import make_run
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = str(tmp_path / "lm.db")
+    with SqliteStorage(path) as storage:
+        storage.runs.add(make_run(storage.load_tests.add(make_load_test()), id="r"))
+
+    def tail() -> int:
+        with sqlite3.connect(path) as conn:
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM metrics_timeseries"
+                " WHERE id > (SELECT through FROM metrics_folded)"
+            ).fetchone()
+        return int(n)
+
+    def exact() -> None:
+        with SqliteStorage(path) as reader:
+            stored = reader.metrics.snapshots("r")
+            got = reader.metrics.series("r", 4)
+        assert sum(b.samples for b in got) == len(stored)
+        assert_same_series(got, _brute_series(stored, 4, None, None, None))
+
+    def die_writing(first: int, last: int) -> None:
+        subprocess.run(
+            [sys.executable, "-c", _DYING_WRITER, path, str(first), str(last)], check=True
+        )
+
+    die_writing(0, 4)
+    assert tail() == 4
+    exact()
+    assert tail() == 4  # a reader closing folds nothing
+    die_writing(4, 10)
+    assert tail() == 0  # the second writer counted the first one's 4 from its start
+    die_writing(10, 17)
+    with SqliteStorage(path, fold_every=10) as writer:
+        writer.metrics.add_many(
+            make_snapshot("r", datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(hours=i))
+            for i in range(1, 3)
+        )
+        assert tail() == 9
+        exact()
+    assert tail() == 0  # closing a storage that wrote folds
+    exact()
+
+
+def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:
+    """A field added to EndpointStats must come with a migration adding its column."""
+    import attrs
+
+    from loadmanager.metrics import EndpointStats
+    from loadmanager.repositories.sqlite import _ENDPOINT_COLUMNS
+
+    assert _ENDPOINT_COLUMNS == tuple(a.name for a in attrs.fields(EndpointStats))
+    with SqliteStorage(":memory:") as storage:
+        columns = storage._db.run(
+            lambda conn: [r[1] for r in conn.execute("PRAGMA table_info(metrics_endpoints)")]
+        )
+    assert columns == ["snapshot", "position", *_ENDPOINT_COLUMNS]

@@ -14,11 +14,13 @@ holds across processes without any Python lock. The schema is versioned with
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -41,7 +43,7 @@ from ..locustfiles import Locustfile
 from ..metrics import MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
-from ._rollups import WHOLE_RUN, endpoint_scope, scoped_figures
+from ._rollups import WHOLE_RUN, endpoint_scope
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
 
 __all__ = [
@@ -86,8 +88,6 @@ def _merge(column: str) -> str:
     )
 
 
-_INTO_SNAPSHOTS = "INTO metrics_timeseries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
 _LEVELS = f"levels (level) AS (VALUES {', '.join(f'({n})' for n in ROLLUP_LEVELS_MS)})"
 
 
@@ -103,32 +103,102 @@ def _roll_up_into(source: str, scope: str, values: Sequence[str], cte: str = "")
     )
 
 
-_ROLL_UP_WRITTEN = _roll_up_into(
-    "written",
-    "scope",
-    SERIES_FIELDS,
-    cte="written AS MATERIALIZED (SELECT "  # noqa: S608 - fixed text
-    + ", ".join(
-        f"json_extract(value, '$[{i}]') AS {name}"
-        for i, name in enumerate(("run_id", "ts_ms", "scope", *SERIES_FIELDS))
-    )
-    + " FROM json_each(?)), ",
+_ENDPOINT_COLUMNS = (
+    "method",
+    "name",
+    "num_requests",
+    "num_failures",
+    "current_rps",
+    "current_fail_per_sec",
+    "avg_response_time",
+    "min_response_time",
+    "max_response_time",
+    "median_response_time",
+    "p95_response_time",
+    "p99_response_time",
 )
-"""A write's rollups in one statement, from one JSON parameter: the snapshots'
-whole-run figures and endpoint rows as arrays. Python holds the snapshot objects
-and json.dumps the arrays in C; SQLite groups them in C. Folding in Python cost
-four times the insert itself, and each extra statement of a write is another
-wait for the GIL beside a busy reader thread."""
+"""EndpointStats' fields, in its order: the columns of ``metrics_endpoints`` as
+migration 7 made them. A field added to EndpointStats needs a migration that
+adds its column here too (a test holds the two equal)."""
+
+_SNAPSHOT_COLUMNS = ("run_id", "ts_ms", *SERIES_FIELDS, "slot", "doc")
+
+
+def _row_scope(method: str, name: str) -> str:
+    """_rollups.row_scope, in SQL."""
+    return f"'@' || CASE WHEN {method} = '' THEN {name} ELSE {method} || ' ' || {name} END"
+
+
+_ENDPOINT_SCOPE = _row_scope("e.method", "e.name")
+_ENDPOINT_FIGURES = ("m.user_count", *(f"e.{f}" for f in ENDPOINT_FIELDS))
+"""An endpoint row's figures in SERIES_FIELDS order: the snapshot's user count
+beside the row's own rates and response times (see _rollups.scoped_figures)."""
+
+_UNFOLDED = "m.id > (SELECT through FROM metrics_folded)"
+
+
+def _fold() -> str:
+    finest = ROLLUP_LEVELS_MS[0]
+    # Coarser cells merge the finest ones, which is exact only if each finest
+    # cell lies inside one cell of every level.
+    assert all(level % finest == 0 for level in ROLLUP_LEVELS_MS)
+    whole = ", ".join(f"m.{f}" for f in SERIES_FIELDS)
+    fine = ", ".join(
+        f"COUNT({f}) AS n_{f}, TOTAL({f}) AS sum_{f}, MIN({f}) AS min_{f}, MAX({f}) AS max_{f}"
+        for f in SERIES_FIELDS
+    )
+    merged = ", ".join(
+        f"SUM(n_{f}), TOTAL(sum_{f}), MIN(min_{f}), MAX(max_{f})" for f in SERIES_FIELDS
+    )
+    return (
+        "WITH unfolded (run_id, ts_ms, scope, " + ", ".join(SERIES_FIELDS) + ") AS ("  # noqa: S608 - fixed text
+        f"SELECT m.run_id, m.ts_ms, '{WHOLE_RUN}', {whole} FROM metrics_timeseries m"
+        f" WHERE {_UNFOLDED} UNION ALL SELECT m.run_id, m.ts_ms, {_ENDPOINT_SCOPE},"
+        f" {', '.join(_ENDPOINT_FIGURES)} FROM metrics_timeseries m"
+        f" JOIN metrics_endpoints e ON e.snapshot = m.id WHERE {_UNFOLDED}),"
+        f" fine AS MATERIALIZED (SELECT run_id, scope, ts_ms / {finest} AS cell,"
+        f" COUNT(*) AS samples, {fine} FROM unfolded GROUP BY run_id, scope, cell), {_LEVELS}"
+        " INSERT INTO metrics_rollups"
+        f" SELECT run_id, level, scope, cell * {finest} / level AS wide, SUM(samples), {merged}"
+        " FROM fine, levels WHERE true GROUP BY run_id, level, scope, wide"
+        " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
+        " samples = samples + excluded.samples, " + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+    )
+
+
+_FOLD = (
+    _fold(),
+    "UPDATE metrics_folded SET through = coalesce("
+    "(SELECT seq FROM sqlite_sequence WHERE name = 'metrics_timeseries'), through)",
+)
+"""Folds every snapshot not yet in the series cells into them, at every level.
+
+Writes store snapshots alone and fold them in batches, the way TimescaleDB's
+real-time aggregates keep a raw tail beside their materialised buckets: an
+upsert per cell per snapshot cost the Monitor's one-snapshot write 0.6 ms of
+its 1 ms. Series read the cells and the unfolded tail in one statement
+(``_rolled_up_series``), so they never wait for a fold, and a crash between a
+write and its fold loses nothing: the next fold, by any writer, takes the rows.
+Rows are grouped once, into the finest cells, and the coarser levels merge
+those: the aggregate steps were the fold's whole cost."""
+
+_INSERT_SNAPSHOT = (
+    f"INTO metrics_timeseries ({', '.join(_SNAPSHOT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
+)
+_INSERT_SNAPSHOT_WITH_ID = (
+    f"INSERT INTO metrics_timeseries (id, {', '.join(_SNAPSHOT_COLUMNS)})"  # noqa: S608 - fixed text
+    f" VALUES (?, {', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
+)
+_INSERT_ENDPOINT = (
+    f"INSERT INTO metrics_endpoints VALUES (?, ?, {', '.join('?' * len(_ENDPOINT_COLUMNS))})"  # noqa: S608 - fixed text
+)
 
 
 def _backfill() -> str:
     """Migration 6: the rollups of every snapshot already stored."""
     row = "json_extract(e.value, '$.{}')"
-    # _rollups.row_scope, in SQL
-    scope = (
-        f"'@' || CASE WHEN {row.format('method')} = '' THEN {row.format('name')}"
-        f" ELSE {row.format('method')} || ' ' || {row.format('name')} END"
-    )
+    scope = _row_scope(row.format("method"), row.format("name"))
     return ";\n".join(
         [
             _roll_up_into("metrics_timeseries", "''", SERIES_FIELDS),
@@ -140,6 +210,48 @@ def _backfill() -> str:
             ),
         ]
     )
+
+
+def _split_endpoints() -> str:
+    """Migration 7: endpoint rows out of the snapshot documents, into columns."""
+    kinds = {"method": "TEXT NOT NULL", "name": "TEXT NOT NULL", "num_requests": "INTEGER NOT NULL"}
+    kinds |= {"num_failures": "INTEGER NOT NULL", "current_rps": "REAL NOT NULL"}
+    kinds["current_fail_per_sec"] = "REAL NOT NULL"
+    columns = ", ".join(f"{c} {kinds.get(c, 'REAL')}" for c in _ENDPOINT_COLUMNS)
+    series = ", ".join(SERIES_FIELDS)
+    extracted = ", ".join(f"json_extract(e.value, '$.{camel(c)}')" for c in _ENDPOINT_COLUMNS)
+    return f"""
+    CREATE TABLE metrics_timeseries_7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES load_test_runs (id),
+        ts_ms INTEGER NOT NULL,
+        {", ".join(f"{f} REAL" for f in SERIES_FIELDS)},
+        slot INTEGER,
+        doc TEXT NOT NULL
+    );
+    INSERT INTO metrics_timeseries_7 (id, run_id, ts_ms, {series}, slot, doc)
+        SELECT rowid, run_id, ts_ms, {series}, slot, json_remove(doc, '$.endpoints')
+        FROM metrics_timeseries ORDER BY rowid;
+    CREATE TABLE metrics_endpoints (
+        snapshot INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        {columns},
+        PRIMARY KEY (snapshot, position)
+    ) WITHOUT ROWID;
+    INSERT INTO metrics_endpoints
+        SELECT m.rowid, e.key, {extracted}
+        FROM metrics_timeseries m, json_each(m.doc, '$.endpoints') e;
+    DROP TABLE metrics_timeseries;
+    ALTER TABLE metrics_timeseries_7 RENAME TO metrics_timeseries;
+    CREATE INDEX metrics_timeseries_series ON metrics_timeseries (run_id, ts_ms, {series});
+    CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
+        WHERE slot IS NOT NULL;
+    CREATE TABLE metrics_folded (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        through INTEGER NOT NULL
+    );
+    INSERT INTO metrics_folded VALUES (0, (SELECT coalesce(max(id), 0) FROM metrics_timeseries))
+    """  # noqa: S608 - fixed text
 
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -237,6 +349,13 @@ _MIGRATIONS: tuple[str, ...] = (
     # wide buckets reads a few thousand cells instead of every snapshot and its
     # JSON. The snapshots already stored are rolled up here.
     ";\n".join([_rollups_table(), _backfill()]),
+    # 7: endpoint rows in columns, one row each, instead of inside the snapshot
+    # document: a write no longer serialises them to JSON, a snapshot takes a
+    # third of the bytes, and one endpoint's series reads columns. Snapshots
+    # get an id that never comes back (AUTOINCREMENT), which the rows point at
+    # and which metrics_folded.through counts cells up to. Every cell is up to
+    # date at schema 6, so everything stored is folded.
+    _split_endpoints(),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -387,6 +506,10 @@ class _Database:
 
             return with_retries(transaction, self._retrying)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
@@ -490,6 +613,12 @@ class SqliteLoadTestRepository:
             ).fetchone()
             if active is not None:
                 raise ActiveRunError(test_id, active[0])
+            conn.execute(
+                "DELETE FROM metrics_endpoints WHERE snapshot IN (SELECT m.id FROM"
+                " metrics_timeseries m JOIN load_test_runs r ON r.id = m.run_id"
+                " WHERE r.load_test_id = ?)",
+                (test_id,),
+            )
             for table in ("metrics_timeseries", "metrics_rollups"):
                 conn.execute(
                     f"DELETE FROM {table} WHERE run_id IN"  # noqa: S608 - table is ours
@@ -733,10 +862,57 @@ class SqliteLoadTestRunRepository:
 
 
 class SqliteMetricsRepository(AddsOne):
-    """Snapshots in ``metrics_timeseries``; series are a GROUP BY in SQL."""
+    """Snapshots in ``metrics_timeseries``, their endpoint rows in ``metrics_endpoints``.
 
-    def __init__(self, db: _Database) -> None:
+    Series are a GROUP BY in SQL: over the snapshots for narrow buckets, over
+    the rolled-up cells and the tail not yet folded into them for wide ones.
+
+    Args:
+        db: The database.
+        fold_every: How many snapshots this repository stores before a write
+            also folds every unfolded snapshot into the series cells (see
+            ``_FOLD``). Fewer makes writes dearer; more makes wide series read
+            a longer tail.
+    """
+
+    def __init__(self, db: _Database, *, fold_every: int = 512) -> None:
+        if fold_every < 1:
+            raise ValueError(f"fold_every must be at least 1, not {fold_every}")
         self._db = db
+        self._fold_every = fold_every
+        # Counted per process from what was left unfolded at opening, so a
+        # string of short-lived writers (a CLI run each) cannot grow the tail
+        # without end; each writer folds the snapshots of every writer.
+        self._unfolded = self._tail()
+        self._wrote = False
+
+    def _tail(self) -> int:
+        return int(
+            self._db.run(
+                lambda conn: conn.execute(
+                    f"SELECT COUNT(*) FROM metrics_timeseries m WHERE {_UNFOLDED}"  # noqa: S608 - fixed text
+                ).fetchone()[0]
+            )
+        )
+
+    def fold(self) -> None:
+        """Fold every snapshot not yet in the series cells into them, now.
+
+        Writes do this every ``fold_every`` snapshots and closing a storage
+        that wrote does it too, so callers need not; series are exact either way.
+        """
+        self._db.write(self._fold)
+
+    def _fold(self, conn: sqlite3.Connection) -> None:
+        for statement in _FOLD:
+            conn.execute(statement)
+        self._unfolded = 0
+
+    def _close(self) -> None:
+        if self._wrote and self._unfolded:
+            # Unavailable now, the tail stays exact to read; the next writer folds it.
+            with suppress(RepositoryUnavailableError):
+                self.fold()
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
@@ -744,9 +920,13 @@ class SqliteMetricsRepository(AddsOne):
             (
                 s.load_test_run_id,
                 to_millis(s.timestamp),
-                *(getattr(s, f) for f in SERIES_FIELDS),
-                _dumps(s),
+                s.user_count,
+                s.current_rps,
+                s.current_fail_per_sec,
+                s.current_p50,
+                s.current_p95,
                 s.slot,
+                json.dumps(_snapshot_doc(s), separators=(",", ":")),
             )
             for s in items
         ]
@@ -754,21 +934,41 @@ class SqliteMetricsRepository(AddsOne):
         def insert(conn: sqlite3.Connection) -> int:
             try:
                 if len(rows) == 1:  # the Monitor's write: one statement fewer
-                    cursor = conn.execute(f"INSERT OR IGNORE {_INTO_SNAPSHOTS}", rows[0])
-                    kept = [0] if cursor.rowcount == 1 else []
+                    cursor = conn.execute(f"INSERT OR IGNORE {_INSERT_SNAPSHOT}", rows[0])
+                    kept, ids = ([0], [cursor.lastrowid]) if cursor.rowcount == 1 else ([], [])
                 else:
                     kept = _unslotted_or_free(conn, items)
-                    conn.executemany(f"INSERT {_INTO_SNAPSHOTS}", [rows[i] for i in kept])
+                    # Ids given, not taken, so the endpoint rows can point at them;
+                    # the write lock is held, so nobody takes them meanwhile.
+                    after = conn.execute(
+                        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence"
+                        " WHERE name = 'metrics_timeseries'"
+                    ).fetchone()[0]
+                    ids = list(range(after + 1, after + 1 + len(kept)))
+                    conn.executemany(
+                        _INSERT_SNAPSHOT_WITH_ID,
+                        [(i, *rows[k]) for i, k in zip(ids, kept, strict=True)],
+                    )
             except sqlite3.IntegrityError as exc:  # foreign key: a run that is not stored
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
                 raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
             if not kept:
                 return 0
-            # The rollups of exactly the snapshots stored, in the same
-            # transaction: a retried batch or a taken slot never counts twice.
-            staged = json.dumps(list(_staged([items[i] for i in kept], [rows[i][1] for i in kept])))
-            conn.execute(_ROLL_UP_WRITTEN, (staged,))
+            conn.executemany(
+                _INSERT_ENDPOINT,
+                [
+                    (snapshot_id, position, *_endpoint_row(row))
+                    for snapshot_id, k in zip(ids, kept, strict=True)
+                    for position, row in enumerate(items[k].endpoints)
+                ],
+            )
+            # Counted before the fold, so a fold that fails retries the whole
+            # write and a retry that succeeds counts it again: early, never late.
+            self._unfolded += len(kept)
+            self._wrote = True
+            if self._unfolded >= self._fold_every:
+                self._fold(conn)
             return len(kept)
 
         return self._db.write(insert) if rows else 0
@@ -782,13 +982,28 @@ class SqliteMetricsRepository(AddsOne):
         end: datetime | None = None,
         limit: int | None = None,
     ) -> list[MetricSnapshot]:
-        sql, params = self._range("SELECT doc", run_id, start, end)
-        sql += " ORDER BY ts_ms, rowid"
+        sql, params = self._range("SELECT id, ts_ms, doc", run_id, start, end)
+        sql += " ORDER BY ts_ms, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        # One statement, so a snapshot and its endpoint rows are read together.
+        sql = (
+            f"SELECT m.id, m.doc, {', '.join(f'e.{c}' for c in _ENDPOINT_COLUMNS)}"  # noqa: S608 - fixed text
+            f" FROM ({sql}) m LEFT JOIN metrics_endpoints e ON e.snapshot = m.id"
+            " ORDER BY m.ts_ms, m.id, e.position"
+        )
         rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
-        return [_loads(doc, MetricSnapshot) for (doc,) in rows]
+        found = []
+        for _, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+            first, *more = group
+            doc = json.loads(first[1])
+            if first[2] is not None:
+                doc["endpoints"] = [
+                    dict(zip(_ENDPOINT_KEYS, row[2:], strict=True)) for row in (first, *more)
+                ]
+            found.append(_CONVERTER.structure(doc, MetricSnapshot, subject="stored MetricSnapshot"))
+        return found
 
     @staticmethod
     def _range(
@@ -852,17 +1067,16 @@ class SqliteMetricsRepository(AddsOne):
     ) -> list[SeriesBucket]:
         level = window.level_ms
         rows = conn.execute(
-            _ROLLED_UP_SERIES,
-            (
-                level,
-                window.start_ms,
-                window.width_ms,
-                run_id,
-                level,
-                WHOLE_RUN if endpoint is None else endpoint_scope(endpoint),
-                window.start_ms // level,
-                window.end_ms // level,
-            ),
+            _ROLLED_UP_SERIES[endpoint is not None],
+            {
+                "level": level,
+                "start": window.start_ms,
+                "width": window.width_ms,
+                "run": run_id,
+                "scope": WHOLE_RUN if endpoint is None else endpoint_scope(endpoint),
+                "low": window.start_ms // level,
+                "high": window.end_ms // level,
+            },
         ).fetchall()
         return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
 
@@ -870,20 +1084,12 @@ class SqliteMetricsRepository(AddsOne):
     def _endpoint_series_sql(
         run_id: str, endpoint: str, start: datetime | None, end: datetime | None
     ) -> tuple[str, list[Any]]:
-        # One endpoint's figures live in the snapshot document; json_each walks
-        # its rows in SQL, so the series is still computed by SQLite.
-        figures = ["MIN(m.user_count), AVG(m.user_count), MAX(m.user_count)"]
-        for field in ENDPOINT_FIELDS:
-            value = f"json_extract(e.value, '$.{camel(field)}')"
-            figures.append(f"MIN({value}), AVG({value}), MAX({value})")
+        figures = ", ".join(f"MIN({v}), AVG({v}), MAX({v})" for v in _ENDPOINT_FIGURES)
         pairs = endpoint_matches(endpoint)
-        match = " OR ".join(
-            "(json_extract(e.value, '$.method') = ? AND json_extract(e.value, '$.name') = ?)"
-            for _ in pairs
-        )
+        match = " OR ".join("(e.method = ? AND e.name = ?)" for _ in pairs)
         sql = (
-            f"SELECT (m.ts_ms - ?) / ? AS bucket, COUNT(*), {', '.join(figures)}"  # noqa: S608 - fixed text
-            " FROM metrics_timeseries m, json_each(m.doc, '$.endpoints') e"
+            f"SELECT (m.ts_ms - ?) / ? AS bucket, COUNT(*), {figures}"  # noqa: S608 - fixed text
+            " FROM metrics_timeseries m JOIN metrics_endpoints e ON e.snapshot = m.id"
             f" WHERE m.run_id = ? AND ({match})"
         )
         params: list[Any] = [run_id, *(v for pair in pairs for v in pair)]
@@ -905,20 +1111,17 @@ class SqliteMetricsRepository(AddsOne):
         return int(row[0])
 
 
+_snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=("endpoints",))
+_endpoint_row = operator.attrgetter(*_ENDPOINT_COLUMNS)
+_ENDPOINT_KEYS = tuple(camel(c) for c in _ENDPOINT_COLUMNS)
+
+
 def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
     items = list(values)
     params.extend(items)
     if not items:
         return "0"
     return f"{column} IN ({', '.join('?' * len(items))})"
-
-
-def _staged(items: Sequence[MetricSnapshot], stamps: Sequence[int]) -> Iterator[tuple[Any, ...]]:
-    """Rows for the rollups: each snapshot's whole-run figures and endpoint rows."""
-    for snap, ts in zip(items, stamps, strict=True):
-        run_id = snap.load_test_run_id
-        for scope, figures in scoped_figures(snap):
-            yield (run_id, ts, scope, *figures)
 
 
 def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]) -> list[int]:
@@ -949,14 +1152,37 @@ def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]
     return kept
 
 
-_ROLLED_UP_SERIES = (
-    "SELECT (cell * ? - ?) / ? AS bucket, SUM(samples), "  # noqa: S608 - fixed text
-    + ", ".join(
+def _rolled_up_series(tail_source: str, tail_figures: Sequence[str], tail_scope: str) -> str:
+    """A series of wide buckets: the cells, and the unfolded tail, in one statement,
+    so a fold committed meanwhile can neither hide nor double a snapshot."""
+    figures = ", ".join(
         f"MIN(min_{f}), SUM(sum_{f}) / NULLIF(SUM(n_{f}), 0), MAX(max_{f})" for f in SERIES_FIELDS
     )
-    + " FROM metrics_rollups WHERE run_id = ? AND level = ? AND scope = ?"
-    " AND cell >= ? AND cell < ? GROUP BY bucket"
+    cells = ", ".join(f"n_{f}, sum_{f}, min_{f}, max_{f}" for f in SERIES_FIELDS)
+    tail = ", ".join(f"{v} IS NOT NULL, coalesce({v}, 0.0), {v}, {v}" for v in tail_figures)
+    return (
+        f"SELECT (cell * :level - :start) / :width AS bucket, SUM(samples), {figures}"  # noqa: S608 - fixed text
+        f" FROM (SELECT cell, samples, {cells} FROM metrics_rollups"
+        " WHERE run_id = :run AND level = :level AND scope = :scope"
+        " AND cell >= :low AND cell < :high"
+        f" UNION ALL SELECT m.ts_ms / :level, 1, {tail} FROM {tail_source}"
+        # The unary plus keeps the planner on the id range (the short tail)
+        # rather than the run's index, which would walk all its snapshots.
+        f" WHERE {_UNFOLDED} AND +m.run_id = :run AND {tail_scope}"
+        " AND +m.ts_ms >= :low * :level AND +m.ts_ms < :high * :level)"
+        " GROUP BY bucket"
+    )
+
+
+_ROLLED_UP_SERIES = (
+    _rolled_up_series("metrics_timeseries m", [f"m.{f}" for f in SERIES_FIELDS], "true"),
+    _rolled_up_series(
+        "metrics_timeseries m JOIN metrics_endpoints e ON e.snapshot = m.id",
+        _ENDPOINT_FIGURES,
+        f"{_ENDPOINT_SCOPE} = :scope",
+    ),
 )
+"""The whole run's series, and one endpoint's."""
 
 
 def _raise_missing_or_stale(
@@ -1048,6 +1274,8 @@ class SqliteStorage:
         path: A file path, or ``":memory:"`` for a private in-memory database.
         retrying: Factory of the tenacity policy for lock contention (tests pass
             one that records instead of sleeping).
+        fold_every: How many snapshots this storage writes between folds of
+            the unfolded ones into the series cells (see SqliteMetricsRepository).
     """
 
     def __init__(
@@ -1055,13 +1283,14 @@ class SqliteStorage:
         path: str,
         *,
         retrying: Callable[[], tenacity.Retrying] = _default_retrying,
+        fold_every: int = 512,
     ) -> None:
         self.path = path
         self.url = "sqlite://" if path == ":memory:" else f"sqlite:///{path}"
         self._db = _Database(path, retrying)
         self.load_tests = SqliteLoadTestRepository(self._db)
         self.runs = SqliteLoadTestRunRepository(self._db)
-        self.metrics = SqliteMetricsRepository(self._db)
+        self.metrics = SqliteMetricsRepository(self._db, fold_every=fold_every)
         self.locustfiles = SqliteLocustfileRepository(self._db)
 
     @property
@@ -1070,7 +1299,10 @@ class SqliteStorage:
         return int(self._db.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]))
 
     def close(self) -> None:
-        """Close the connection; further use raises RuntimeError."""
+        """Fold what this storage wrote into the series cells, and close the
+        connection; further use raises RuntimeError."""
+        if not self._db.closed:
+            self.metrics._close()
         self._db.close()
 
     def __enter__(self) -> SqliteStorage:
