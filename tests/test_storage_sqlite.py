@@ -374,7 +374,7 @@ def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:
     from loadmanager.metrics import EndpointStats
     from loadmanager.repositories.sqlite import _ENDPOINT_COLUMNS
 
-    assert _ENDPOINT_COLUMNS == tuple(a.name for a in attrs.fields(EndpointStats))
+    assert tuple(a.name for a in attrs.fields(EndpointStats)) == _ENDPOINT_COLUMNS
     with SqliteStorage(":memory:") as storage:
         columns = storage._db.run(
             lambda conn: [r[1] for r in conn.execute("PRAGMA table_info(metrics_endpoints)")]
