@@ -134,6 +134,59 @@ def bench(name: str, count: int, batch: int, buckets: int, rows: int) -> dict[st
         }
 
 
+_TARGET_LOCUSTFILE = """
+from locust import HttpUser, constant_throughput, task
+
+class Reader(HttpUser):
+    wait_time = constant_throughput(5)
+
+    @task
+    def endpoints(self):
+        for n in range(ROWS):
+            self.client.get(f"/api/endpoint/{n}")
+"""
+
+
+def locust_history_bytes(rows: int, seconds: int = 20) -> float:
+    """Bytes per interval of the ``--csv-full-history`` file Locust itself writes
+    for a real, bounded run (10 users, ``seconds`` long) against a local target
+    with ``rows`` endpoints."""
+    import csv
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            locustfile = Path(tmp) / "locustfile.py"
+            locustfile.write_text(_TARGET_LOCUSTFILE.replace("ROWS", str(rows)))
+            subprocess.run(
+                [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+                 "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary",
+                 "--host", f"http://127.0.0.1:{server.server_address[1]}",
+                 "--csv", f"{tmp}/run", "--csv-full-history"],
+                check=True, capture_output=True, timeout=seconds + 60,
+            )  # fmt: skip
+            history = Path(f"{tmp}/run_stats_history.csv")
+            with history.open() as f:
+                intervals = {row[0] for row in csv.reader(f)} - {"Timestamp"}
+            return history.stat().st_size / len(intervals)
+    finally:
+        server.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,6 +219,13 @@ def main() -> None:
             f"{r['series_median_ms']:>11.1f}{r['series_min_ms']:>9.1f}"
             f"{r['endpoint_median_ms']:>15.1f}{r['bytes_per_snapshot'] or float('nan'):>12.0f}"
         )
+    csv_bytes = locust_history_bytes(args.rows)
+    print(
+        f"# Locust's own --csv-full-history, {args.rows} endpoints: {csv_bytes:.0f} bytes/interval"
+    )
+    for name, r in results.items():
+        if r["bytes_per_snapshot"]:
+            print(f"# bytes vs Locust's CSV: {name} {r['bytes_per_snapshot'] / csv_bytes:.2f}x")
     if "memory" in results:
         base = results["memory"]["series_median_ms"]
         for name, r in results.items():

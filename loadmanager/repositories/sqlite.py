@@ -220,6 +220,9 @@ def _split_endpoints() -> str:
     columns = ", ".join(f"{c} {kinds.get(c, 'REAL')}" for c in _ENDPOINT_COLUMNS)
     series = ", ".join(SERIES_FIELDS)
     extracted = ", ".join(f"json_extract(e.value, '$.{camel(c)}')" for c in _ENDPOINT_COLUMNS)
+    # What the columns hold exactly leaves the document.
+    in_columns = ("endpoints", "loadTestRunId", "timestamp", *map(camel, SERIES_FIELDS), "slot")
+    dropped = ", ".join(f"'$.{key}'" for key in in_columns)
     return f"""
     CREATE TABLE metrics_timeseries_7 (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -230,7 +233,7 @@ def _split_endpoints() -> str:
         doc TEXT NOT NULL
     );
     INSERT INTO metrics_timeseries_7 (id, run_id, ts_ms, {series}, slot, doc)
-        SELECT rowid, run_id, ts_ms, {series}, slot, json_remove(doc, '$.endpoints')
+        SELECT rowid, run_id, ts_ms, {series}, slot, json_remove(doc, {dropped})
         FROM metrics_timeseries ORDER BY rowid;
     CREATE TABLE metrics_endpoints (
         snapshot INTEGER NOT NULL,
@@ -982,25 +985,29 @@ class SqliteMetricsRepository(AddsOne):
         end: datetime | None = None,
         limit: int | None = None,
     ) -> list[MetricSnapshot]:
-        sql, params = self._range("SELECT id, ts_ms, doc", run_id, start, end)
+        sql, params = self._range(f"SELECT id, {', '.join(_SNAPSHOT_COLUMNS)}", run_id, start, end)
         sql += " ORDER BY ts_ms, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         # One statement, so a snapshot and its endpoint rows are read together.
         sql = (
-            f"SELECT m.id, m.doc, {', '.join(f'e.{c}' for c in _ENDPOINT_COLUMNS)}"  # noqa: S608 - fixed text
+            f"SELECT m.*, {', '.join(f'e.{c}' for c in _ENDPOINT_COLUMNS)}"  # noqa: S608 - fixed text
             f" FROM ({sql}) m LEFT JOIN metrics_endpoints e ON e.snapshot = m.id"
             " ORDER BY m.ts_ms, m.id, e.position"
         )
         rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
         found = []
+        width = 1 + len(_SNAPSHOT_COLUMNS)  # the id, then the snapshot's columns
         for _, group in itertools.groupby(rows, key=operator.itemgetter(0)):
             first, *more = group
-            doc = json.loads(first[1])
-            if first[2] is not None:
+            *columns, text = first[1:width]
+            columns[1] = from_millis(columns[1])
+            doc = json.loads(text)
+            doc.update(zip(_COLUMN_KEYS, columns, strict=True))
+            if first[width] is not None:
                 doc["endpoints"] = [
-                    dict(zip(_ENDPOINT_KEYS, row[2:], strict=True)) for row in (first, *more)
+                    dict(zip(_ENDPOINT_KEYS, row[width:], strict=True)) for row in (first, *more)
                 ]
             found.append(_CONVERTER.structure(doc, MetricSnapshot, subject="stored MetricSnapshot"))
         return found
@@ -1111,7 +1118,11 @@ class SqliteMetricsRepository(AddsOne):
         return int(row[0])
 
 
-_snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=("endpoints",))
+_COLUMN_FIELDS = ("load_test_run_id", "timestamp", *SERIES_FIELDS, "slot")
+"""The snapshot fields _SNAPSHOT_COLUMNS holds (all but the document), in order."""
+_COLUMN_KEYS = tuple(camel(f) for f in _COLUMN_FIELDS)
+# What the columns and the endpoint rows hold exactly is not written twice.
+_snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=(*_COLUMN_FIELDS, "endpoints"))
 _endpoint_row = operator.attrgetter(*_ENDPOINT_COLUMNS)
 _ENDPOINT_KEYS = tuple(camel(c) for c in _ENDPOINT_COLUMNS)
 
