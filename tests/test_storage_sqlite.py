@@ -311,7 +311,8 @@ _DYING_WRITER = textwrap.dedent(
     s = SqliteStorage(sys.argv[1], fold_every=10)
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     for i in range(int(sys.argv[2]), int(sys.argv[3])):
-        s.metrics.add(make_snapshot("r", t0 + timedelta(seconds=2 * i), user_count=i))
+        at = t0 + timedelta(seconds=2 * i)
+        s.metrics.add(make_snapshot("r", at, user_count=i, endpoints=()))
     os._exit(0)  # no close: what a killed process leaves
     """
 )
@@ -322,6 +323,7 @@ def test_snapshots_a_writer_leaves_unfolded_are_folded_by_the_writers_after_it(
 ) -> None:
     """Killed writers, closed writers and readers: the tail never outgrows
     ``fold_every`` for long, and the series is exact at every step."""
+    from loadmanager.metrics import EndpointStats
     from loadmanager.testing import make_run
     from loadmanager.testing.contracts import assert_same_series
 
@@ -358,13 +360,21 @@ def test_snapshots_a_writer_leaves_unfolded_are_folded_by_the_writers_after_it(
     die_writing(10, 17)
     with SqliteStorage(path, fold_every=10) as writer:
         writer.metrics.add_many(
-            make_snapshot("r", datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(hours=i))
+            make_snapshot(
+                "r", datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(hours=i), endpoints=()
+            )
             for i in range(1, 3)
         )
         assert tail() == 9
         exact()
     assert tail() == 0  # closing a storage that wrote folds
     exact()
+    with SqliteStorage(path, fold_every=10) as writer:
+        rows = tuple(EndpointStats("GET", f"/{n}", 1, 0, 1.0, 0.0) for n in range(9))
+        at = datetime(2025, 1, 2, tzinfo=timezone.utc)
+        writer.metrics.add(make_snapshot("r", at, endpoints=rows))
+        assert tail() == 0  # endpoint rows count: 1 + 9 rows reach fold_every
+        exact()
 
 
 def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:

@@ -362,6 +362,10 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
+FOLD_EVERY = 4096
+"""Rows written between folds, by default: about 370 snapshots of ten endpoint
+rows, or 40 of a hundred, so a series' tail stays a few thousand rows."""
+
 _CONVERTER = make_converter("iso")
 _SERIES_COLUMNS = ", ".join(f"MIN({f}), AVG({f}), MAX({f})" for f in SERIES_FIELDS)
 
@@ -872,13 +876,14 @@ class SqliteMetricsRepository(AddsOne):
 
     Args:
         db: The database.
-        fold_every: How many snapshots this repository stores before a write
-            also folds every unfolded snapshot into the series cells (see
-            ``_FOLD``). Fewer makes writes dearer; more makes wide series read
-            a longer tail.
+        fold_every: How many rows this repository stores before a write also
+            folds every unfolded snapshot into the series cells (see
+            ``_FOLD``); a snapshot counts one row, and each of its endpoint rows
+            one more. Fewer makes writes dearer; more makes wide series read a
+            longer tail.
     """
 
-    def __init__(self, db: _Database, *, fold_every: int = 512) -> None:
+    def __init__(self, db: _Database, *, fold_every: int = FOLD_EVERY) -> None:
         if fold_every < 1:
             raise ValueError(f"fold_every must be at least 1, not {fold_every}")
         self._db = db
@@ -893,7 +898,9 @@ class SqliteMetricsRepository(AddsOne):
         return int(
             self._db.run(
                 lambda conn: conn.execute(
-                    f"SELECT COUNT(*) FROM metrics_timeseries m WHERE {_UNFOLDED}"  # noqa: S608 - fixed text
+                    f"SELECT (SELECT COUNT(*) FROM metrics_timeseries m WHERE {_UNFOLDED})"  # noqa: S608 - fixed text
+                    " + (SELECT COUNT(*) FROM metrics_endpoints"
+                    " WHERE snapshot > (SELECT through FROM metrics_folded))"
                 ).fetchone()[0]
             )
         )
@@ -901,7 +908,7 @@ class SqliteMetricsRepository(AddsOne):
     def fold(self) -> None:
         """Fold every snapshot not yet in the series cells into them, now.
 
-        Writes do this every ``fold_every`` snapshots and closing a storage
+        Writes do this every ``fold_every`` rows and closing a storage
         that wrote does it too, so callers need not; series are exact either way.
         """
         self._db.write(self._fold)
@@ -968,7 +975,7 @@ class SqliteMetricsRepository(AddsOne):
             )
             # Counted before the fold, so a fold that fails retries the whole
             # write and a retry that succeeds counts it again: early, never late.
-            self._unfolded += len(kept)
+            self._unfolded += sum(1 + len(items[k].endpoints) for k in kept)
             self._wrote = True
             if self._unfolded >= self._fold_every:
                 self._fold(conn)
@@ -1190,6 +1197,7 @@ _ROLLED_UP_SERIES = (
     _rolled_up_series(
         "metrics_timeseries m JOIN metrics_endpoints e ON e.snapshot = m.id",
         _ENDPOINT_FIGURES,
+        # The scope a fold gives the row, so folding never changes a series.
         f"{_ENDPOINT_SCOPE} = :scope",
     ),
 )
@@ -1285,8 +1293,8 @@ class SqliteStorage:
         path: A file path, or ``":memory:"`` for a private in-memory database.
         retrying: Factory of the tenacity policy for lock contention (tests pass
             one that records instead of sleeping).
-        fold_every: How many snapshots this storage writes between folds of
-            the unfolded ones into the series cells (see SqliteMetricsRepository).
+        fold_every: How many rows this storage writes between folds of the
+            unfolded snapshots into the series cells (see SqliteMetricsRepository).
     """
 
     def __init__(
@@ -1294,7 +1302,7 @@ class SqliteStorage:
         path: str,
         *,
         retrying: Callable[[], tenacity.Retrying] = _default_retrying,
-        fold_every: int = 512,
+        fold_every: int = FOLD_EVERY,
     ) -> None:
         self.path = path
         self.url = "sqlite://" if path == ":memory:" else f"sqlite:///{path}"
