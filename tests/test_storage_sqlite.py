@@ -390,3 +390,58 @@ def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:
             lambda conn: [r[1] for r in conn.execute("PRAGMA table_info(metrics_endpoints)")]
         )
     assert columns == ["snapshot", "position", *_ENDPOINT_COLUMNS]
+
+
+def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_it(
+    tmp_path: Path,
+) -> None:
+    """Many runs written in turn fold rarely, so each cell gathers several
+    snapshots per fold; the tail of all runs together is still bounded."""
+    from loadmanager.testing import make_run
+
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    with SqliteStorage(str(tmp_path / "lm.db"), fold_every=10) as storage:
+        test = storage.load_tests.add(make_load_test())
+        ids = [
+            storage.runs.add(make_run(test, id=f"r{n}", status=lm.RunStatus.FINISHED)).id
+            for n in range(20)
+        ]
+
+        def unfolded() -> int:
+            return sum(storage.metrics._tail().values())
+
+        def add(run_id: str, i: int) -> None:
+            at = t0 + timedelta(seconds=2 * i)
+            storage.metrics.add(make_snapshot(run_id, at, endpoints=()))
+
+        for i in range(9):  # 9 rows a run: no run reaches 10, all of them 160
+            for j, run_id in enumerate(ids):
+                add(run_id, i)
+                written = 20 * i + j + 1
+                assert unfolded() == (written if written < 160 else written - 160)
+        for i in range(9, 17):
+            add(ids[0], i)
+            assert storage.metrics._tail()[ids[0]] == i - 7
+        add(ids[0], 17)  # its 10th unfolded row: everything is folded
+        assert unfolded() == 0
+        assert storage.metrics.count(ids[0]) == 18
+
+
+def test_a_wide_series_reads_the_unfolded_tail_of_its_run_from_the_run_and_id_index() -> None:
+    """Not the run's time index, which would walk every snapshot it holds."""
+    from loadmanager.repositories.sqlite import _ROLLED_UP_SERIES
+
+    with SqliteStorage(":memory:") as storage:
+        for sql in _ROLLED_UP_SERIES:
+            plan = storage._db.run(
+                lambda conn, sql=sql: [
+                    row[3]
+                    for row in conn.execute(
+                        f"EXPLAIN QUERY PLAN {sql}",
+                        dict.fromkeys(("level", "start", "width", "low", "high"), 1)
+                        | {"run": "r", "scope": ""},
+                    )
+                ]
+            )
+            assert any("metrics_timeseries_unfolded (run_id=? AND id>?)" in step for step in plan)
+            assert not any("metrics_timeseries_series" in step for step in plan)

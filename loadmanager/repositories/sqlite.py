@@ -249,6 +249,7 @@ def _split_endpoints() -> str:
     CREATE INDEX metrics_timeseries_series ON metrics_timeseries (run_id, ts_ms, {series});
     CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
         WHERE slot IS NOT NULL;
+    CREATE INDEX metrics_timeseries_unfolded ON metrics_timeseries (run_id, id);
     CREATE TABLE metrics_folded (
         id INTEGER PRIMARY KEY CHECK (id = 0),
         through INTEGER NOT NULL
@@ -363,8 +364,15 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 FOLD_EVERY = 4096
-"""Rows written between folds, by default: about 370 snapshots of ten endpoint
-rows, or 40 of a hundred, so a series' tail stays a few thousand rows."""
+"""Rows one run may leave unfolded before a write folds, by default: about 370
+snapshots of ten endpoint rows, or 40 of a hundred, so a series' tail stays a
+few thousand rows."""
+
+_FOLD_ALL = 16
+"""Rows of all runs together may reach this many times ``fold_every`` first. A
+Monitor writes a snapshot of each of hundreds of runs in turn, and folding
+after a few hundred snapshots gave each cell one snapshot per fold: 33 cell
+upserts a snapshot, as if nothing were deferred."""
 
 _CONVERTER = make_converter("iso")
 _SERIES_COLUMNS = ", ".join(f"MIN({f}), AVG({f}), MAX({f})" for f in SERIES_FIELDS)
@@ -888,22 +896,23 @@ class SqliteMetricsRepository(AddsOne):
             raise ValueError(f"fold_every must be at least 1, not {fold_every}")
         self._db = db
         self._fold_every = fold_every
-        # Counted per process from what was left unfolded at opening, so a
-        # string of short-lived writers (a CLI run each) cannot grow the tail
-        # without end; each writer folds the snapshots of every writer.
-        self._unfolded = self._tail()
+        # Counted per process, the total from what was left unfolded at
+        # opening, so a string of short-lived writers (a CLI run each) cannot
+        # grow the tail without end; each writer folds the rows of every writer.
+        self._by_run = self._tail()
+        self._unfolded = sum(self._by_run.values())
         self._wrote = False
 
-    def _tail(self) -> int:
-        return int(
-            self._db.run(
-                lambda conn: conn.execute(
-                    f"SELECT (SELECT COUNT(*) FROM metrics_timeseries m WHERE {_UNFOLDED})"  # noqa: S608 - fixed text
-                    " + (SELECT COUNT(*) FROM metrics_endpoints"
-                    " WHERE snapshot > (SELECT through FROM metrics_folded))"
-                ).fetchone()[0]
-            )
+    def _tail(self) -> dict[str, int]:
+        """Each run's unfolded rows (a snapshot and each of its endpoint rows)."""
+        found = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT m.run_id, COUNT(*) + TOTAL((SELECT COUNT(*) FROM metrics_endpoints e"  # noqa: S608 - fixed text
+                f" WHERE e.snapshot = m.id)) FROM metrics_timeseries m WHERE {_UNFOLDED}"
+                " GROUP BY m.run_id"
+            ).fetchall()
         )
+        return {run_id: int(rows) for run_id, rows in found}
 
     def fold(self) -> None:
         """Fold every snapshot not yet in the series cells into them, now.
@@ -917,6 +926,7 @@ class SqliteMetricsRepository(AddsOne):
         for statement in _FOLD:
             conn.execute(statement)
         self._unfolded = 0
+        self._by_run.clear()
 
     def _close(self) -> None:
         if self._wrote and self._unfolded:
@@ -975,9 +985,14 @@ class SqliteMetricsRepository(AddsOne):
             )
             # Counted before the fold, so a fold that fails retries the whole
             # write and a retry that succeeds counts it again: early, never late.
-            self._unfolded += sum(1 + len(items[k].endpoints) for k in kept)
+            by_run, most = self._by_run, 0
+            for k in kept:
+                run_id, added = items[k].load_test_run_id, 1 + len(items[k].endpoints)
+                by_run[run_id] = count = by_run.get(run_id, 0) + added
+                most = max(most, count)
+                self._unfolded += added
             self._wrote = True
-            if self._unfolded >= self._fold_every:
+            if most >= self._fold_every or self._unfolded >= _FOLD_ALL * self._fold_every:
                 self._fold(conn)
             return len(kept)
 
@@ -1144,21 +1159,20 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
 
 def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]) -> list[int]:
     """Indexes of the snapshots to store: any without a slot, the first of a free slot."""
-    slotted: dict[str, set[int]] = {}
-    for snap in items:
-        if snap.slot is not None:
-            slotted.setdefault(snap.load_test_run_id, set()).add(snap.slot)
+    wanted = sorted({(s.load_test_run_id, s.slot) for s in items if s.slot is not None})
     taken: set[tuple[str, int]] = set()
-    for run_id, slots in slotted.items():
-        wanted = sorted(slots)
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            found = conn.execute(
-                "SELECT slot FROM metrics_timeseries"  # noqa: S608 - placeholders only
-                f" WHERE run_id = ? AND slot IN ({', '.join('?' * len(part))})",
-                [run_id, *part],
-            )
-            taken.update((run_id, slot) for (slot,) in found)
+    # One statement for every run in the batch: the Monitor's group writes
+    # hold one snapshot of each of many runs, and a query per run was a
+    # quarter of their cost.
+    for i in range(0, len(wanted), 400):  # 800 parameters, under SQLite's oldest limit
+        part = wanted[i : i + 400]
+        found = conn.execute(
+            f"SELECT m.run_id, m.slot FROM (VALUES {', '.join(['(?, ?)'] * len(part))}) v"  # noqa: S608 - placeholders only
+            " JOIN metrics_timeseries m ON m.run_id = v.column1 AND m.slot = v.column2"
+            " AND m.slot IS NOT NULL",
+            [value for pair in part for value in pair],
+        )
+        taken.update(found)
     kept = []
     for i, snap in enumerate(items):
         if snap.slot is not None:
@@ -1184,9 +1198,9 @@ def _rolled_up_series(tail_source: str, tail_figures: Sequence[str], tail_scope:
         " WHERE run_id = :run AND level = :level AND scope = :scope"
         " AND cell >= :low AND cell < :high"
         f" UNION ALL SELECT m.ts_ms / :level, 1, {tail} FROM {tail_source}"
-        # The unary plus keeps the planner on the id range (the short tail)
-        # rather than the run's index, which would walk all its snapshots.
-        f" WHERE {_UNFOLDED} AND +m.run_id = :run AND {tail_scope}"
+        # The unary plus keeps the planner on (run, id), the run's short
+        # tail, rather than (run, time), which would walk all its snapshots.
+        f" WHERE m.run_id = :run AND {_UNFOLDED} AND {tail_scope}"
         " AND +m.ts_ms >= :low * :level AND +m.ts_ms < :high * :level)"
         " GROUP BY bucket"
     )
