@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -178,6 +177,8 @@ def http_url(value: Any) -> str | None:
         return "must not contain spaces or control characters"
     if unicode_problem(value):
         return unicode_problem(value)
+    from urllib.parse import urlsplit  # on first use: 3 ms of import loadmanager
+
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port, which is the check

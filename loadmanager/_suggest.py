@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 __all__ = ["did_you_mean"]
@@ -13,6 +12,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     Case is ignored when matching, so ``defaultusers`` finds ``defaultUsers``.
     """
+    import difflib  # on first use: only a mistake needs it
+
     by_folded: dict[str, str] = {}
     for choice in choices:
         by_folded.setdefault(choice.casefold(), choice)

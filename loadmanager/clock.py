@@ -14,7 +14,6 @@ timeouts (``monotonic``), and pausing (``sleep``). Passing one object down from
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
@@ -120,4 +119,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def new_id() -> str:
     """The default :data:`IdFactory`: 32 lowercase hex digits from a random UUID."""
+    import uuid  # on first use: it and its platform module were 4 ms of import loadmanager
+
     return uuid.uuid4().hex

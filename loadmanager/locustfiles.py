@@ -9,15 +9,16 @@ known exactly even after the file changes.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from . import _constraints as c
 from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "MAX_LOCUSTFILE_BYTES",
@@ -34,6 +35,8 @@ MAX_LOCUSTFILE_BYTES = 1_000_000
 
 def sha256_of(content: str) -> str:
     """The hex SHA-256 of a locustfile's UTF-8 bytes, as recorded on runs."""
+    import hashlib  # on first use: 4 ms of import loadmanager (OpenSSL's bindings)
+
     # surrogatepass: the hash is taken before validation refuses such content.
     return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -126,6 +129,10 @@ class LocustfileDirectory:
     """
 
     def __init__(self, path: str | Path) -> None:
+        from pathlib import (
+            Path,
+        )  # on first use: it and urllib.parse were 4 ms of import loadmanager
+
         self.path = Path(path).resolve()
         if not self.path.is_dir():
             raise ValueError(f"{self.path} is not a directory")
