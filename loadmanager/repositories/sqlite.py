@@ -182,8 +182,8 @@ write and its fold loses nothing: the next fold, by any writer, takes the rows.
 Rows are grouped once, into the finest cells, and the coarser levels merge
 those: the aggregate steps were the fold's whole cost."""
 
-_INSERT_SNAPSHOT = (
-    f"INTO metrics_timeseries ({', '.join(_SNAPSHOT_COLUMNS)})"
+_INSERT_SNAPSHOT_IF_FREE = (
+    f"INSERT OR IGNORE INTO metrics_timeseries ({', '.join(_SNAPSHOT_COLUMNS)})"  # noqa: S608 - fixed text
     f" VALUES ({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
 )
 _INSERT_SNAPSHOT_WITH_ID = (
@@ -954,7 +954,7 @@ class SqliteMetricsRepository(AddsOne):
         def insert(conn: sqlite3.Connection) -> int:
             try:
                 if len(rows) == 1:  # the Monitor's write: one statement fewer
-                    cursor = conn.execute(f"INSERT OR IGNORE {_INSERT_SNAPSHOT}", rows[0])
+                    cursor = conn.execute(_INSERT_SNAPSHOT_IF_FREE, rows[0])
                     kept, ids = ([0], [cursor.lastrowid]) if cursor.rowcount == 1 else ([], [])
                 else:
                     kept = _unslotted_or_free(conn, items)
