@@ -247,21 +247,22 @@ class Converter:
         self, cls: type, omit: Collection[str] = ()
     ) -> Callable[[Any], dict[str, Any]]:
         attrs.resolve_types(cls)
+
         # A field that holds only str, int, float, bool or None is written as
         # it is: cattrs then inlines it instead of dispatching on each value's
         # type, a third of the cost of a snapshot's document.
-        overrides = {
-            a.name: override(omit=True)
-            if a.name in omit
-            else override(rename=camel(a.name), unstruct_hook=identity)
-            if _plain(a.type)
-            else override(rename=camel(a.name))
-            for a in attrs.fields(cls)
-        }
+        def written_as(a: attrs.Attribute[Any]) -> Any:  # cattrs keeps its override type private
+            if a.name in omit:
+                return override(omit=True)
+            if _plain(a.type):
+                return override(rename=camel(a.name), unstruct_hook=identity)
+            return override(rename=camel(a.name))
+
+        overrides = {a.name: written_as(a) for a in attrs.fields(cls)}
         inner: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
             cls,
             self._conv,
-            **overrides,  # type: ignore[arg-type]  # cattrs types **kwargs loosely
+            **overrides,
         )
         flattened = [camel(name) for name in FLATTENED.get(cls, ())]
 

@@ -184,3 +184,25 @@ def test_building_a_model_in_python_validates_too() -> None:
     with pytest.raises(lm.ValidationError) as info:
         make_load_test(default_users=0)
     assert info.value.paths == ("defaultUsers",)
+
+
+def test_an_unstructurer_leaves_out_the_fields_named_and_refuses_unknown_ones() -> None:
+    """What SQLite writes beside its columns: the rest of a snapshot, which
+    structures back with the omitted fields at their defaults."""
+    from datetime import datetime, timezone
+
+    from loadmanager._serialization import make_converter
+    from loadmanager.metrics import MetricSnapshot
+    from loadmanager.testing import make_snapshot
+
+    converter = make_converter("iso")
+    snap = make_snapshot("r", datetime(2025, 1, 1, tzinfo=timezone.utc), slot=3)
+    assert snap.endpoints
+    doc = converter.unstructurer(MetricSnapshot, omit=("endpoints", "slot"))(snap)
+    assert "endpoints" not in doc
+    assert "slot" not in doc
+    assert {k: v for k, v in converter.unstructure(snap).items() if k in doc} == doc
+    again = converter.structure(doc, MetricSnapshot)
+    assert (again.endpoints, again.slot) == ((), None)
+    with pytest.raises(ValueError, match="no field 'slots'"):
+        converter.unstructurer(MetricSnapshot, omit=("slots",))
