@@ -88,6 +88,12 @@ def _merge(column: str) -> str:
     )
 
 
+_MERGE_INTO_CELLS = (
+    " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
+    " samples = samples + excluded.samples, " + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+)
+"""How rows inserted into metrics_rollups merge with cells already there."""
+
 _LEVELS = f"levels (level) AS (VALUES {', '.join(f'({n})' for n in ROLLUP_LEVELS_MS)})"
 
 
@@ -97,9 +103,7 @@ def _roll_up_into(source: str, scope: str, values: Sequence[str], cte: str = "")
         f"WITH {cte}{_LEVELS} INSERT INTO metrics_rollups"  # noqa: S608 - fixed text
         f" SELECT run_id, level, {scope} AS scope, ts_ms / level AS cell, COUNT(*),"
         f" {_rollup_figures(values)} FROM {source}, levels WHERE true"
-        " GROUP BY run_id, level, scope, cell"
-        " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
-        " samples = samples + excluded.samples, " + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+        " GROUP BY run_id, level, scope, cell" + _MERGE_INTO_CELLS
     )
 
 
@@ -122,6 +126,9 @@ migration 7 made them. A field added to EndpointStats needs a migration that
 adds its column here too (a test holds the two equal)."""
 
 _SNAPSHOT_COLUMNS = ("run_id", "ts_ms", *SERIES_FIELDS, "slot", "doc")
+_COLUMN_FIELDS = ("load_test_run_id", "timestamp", *SERIES_FIELDS, "slot")
+"""The snapshot fields _SNAPSHOT_COLUMNS holds (all but the document), in order:
+what the document leaves out, with the endpoint rows."""
 
 
 def _row_scope(method: str, name: str) -> str:
@@ -169,9 +176,7 @@ def _fold() -> str:
         f" COUNT(*) AS samples, {fine} FROM unfolded GROUP BY run_id, scope, cell), {_LEVELS}"
         " INSERT INTO metrics_rollups"
         f" SELECT run_id, level, scope, cell * {finest} / level AS wide, SUM(samples), {merged}"
-        " FROM fine, levels WHERE true GROUP BY run_id, level, scope, wide"
-        " ON CONFLICT (run_id, level, scope, cell) DO UPDATE SET"
-        " samples = samples + excluded.samples, " + ", ".join(_merge(c) for c in _ROLLUP_COLUMNS)
+        " FROM fine, levels WHERE true GROUP BY run_id, level, scope, wide" + _MERGE_INTO_CELLS
     )
 
 
@@ -230,8 +235,7 @@ def _split_endpoints() -> str:
     series = ", ".join(SERIES_FIELDS)
     extracted = ", ".join(f"json_extract(e.value, '$.{camel(c)}')" for c in _ENDPOINT_COLUMNS)
     # What the columns hold exactly leaves the document.
-    in_columns = ("endpoints", "loadTestRunId", "timestamp", *map(camel, SERIES_FIELDS), "slot")
-    dropped = ", ".join(f"'$.{key}'" for key in in_columns)
+    dropped = ", ".join(f"'$.{camel(field)}'" for field in (*_COLUMN_FIELDS, "endpoints"))
     return f"""
     CREATE TABLE metrics_timeseries_7 (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -1149,8 +1153,6 @@ class SqliteMetricsRepository(AddsOne):
         return int(row[0])
 
 
-_COLUMN_FIELDS = ("load_test_run_id", "timestamp", *SERIES_FIELDS, "slot")
-"""The snapshot fields _SNAPSHOT_COLUMNS holds (all but the document), in order."""
 _COLUMN_KEYS = tuple(camel(f) for f in _COLUMN_FIELDS)
 # What the columns and the endpoint rows hold exactly is not written twice.
 _snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=(*_COLUMN_FIELDS, "endpoints"))
