@@ -143,52 +143,32 @@ class Reader(HttpUser):
     @task
     def endpoints(self):
         for n in range(ROWS):
-            self.client.get(f"/api/endpoint/{n}")
+            self.client.get(f"/items?e={n}", name=f"/api/endpoint/{n}")
 """
 
 
 def locust_history_bytes(rows: int, seconds: int = 20) -> float:
     """Bytes per interval of the ``--csv-full-history`` file Locust itself writes
-    for a real, bounded run (10 users, ``seconds`` long) against a local target
-    with ``rows`` endpoints."""
+    for a real, bounded run (10 users, ``seconds`` long) against the local
+    target, with ``rows`` endpoints."""
     import csv
     import subprocess
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class Ok(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+    from loadmanager.testing.target import TargetServer
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    class Quiet(ThreadingHTTPServer):
-        def handle_error(self, request: object, client_address: object) -> None:
-            pass  # Locust drops its connections as it stops
-
-    server = Quiet(("127.0.0.1", 0), Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            locustfile = Path(tmp) / "locustfile.py"
-            locustfile.write_text(_TARGET_LOCUSTFILE.replace("ROWS", str(rows)))
-            subprocess.run(
-                [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-                 "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary",
-                 "--host", f"http://127.0.0.1:{server.server_address[1]}",
-                 "--csv", f"{tmp}/run", "--csv-full-history"],
-                check=True, capture_output=True, timeout=seconds + 60,
-            )  # fmt: skip
-            history = Path(f"{tmp}/run_stats_history.csv")
-            with history.open() as f:
-                intervals = {row[0] for row in csv.reader(f)} - {"Timestamp"}
-            return history.stat().st_size / len(intervals)
-    finally:
-        server.shutdown()
+    with TargetServer() as target, tempfile.TemporaryDirectory() as tmp:
+        locustfile = Path(tmp) / "locustfile.py"
+        locustfile.write_text(_TARGET_LOCUSTFILE.replace("ROWS", str(rows)))
+        subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+             "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary",
+             "--host", target.url, "--csv", f"{tmp}/run", "--csv-full-history"],
+            check=True, capture_output=True, timeout=seconds + 60,
+        )  # fmt: skip
+        history = Path(f"{tmp}/run_stats_history.csv")
+        with history.open() as f:
+            intervals = {row[0] for row in csv.reader(f)} - {"Timestamp"}
+        return history.stat().st_size / len(intervals)
 
 
 def main() -> None:
