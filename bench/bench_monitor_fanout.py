@@ -147,6 +147,10 @@ def run(
                 out, _ = other.communicate(timeout=seconds + 60)
                 queries[0] += int(out.split()[-1])
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            # Kernel time and context switches show what threads cost a poll.
+            user, system = cpu1.ru_utime - cpu0.ru_utime, cpu1.ru_stime - cpu0.ru_stime
+            switches = cpu1.ru_nvcsw - cpu0.ru_nvcsw
+            print(f"# user {user:.1f} s, sys {system:.1f} s, {switches} switches", file=sys.stderr)
             # A slot that began just before the end is polled in its middle:
             # give those polls their time before counting what is missing.
             time.sleep(interval * 1.5)

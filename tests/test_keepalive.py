@@ -1,24 +1,54 @@
 """LocustClient's kept-alive GETs against real sockets that misbehave.
 
-The GETs of a plain-HTTP master go over ``http.client`` connections kept alive
-(loadmanager/locust/_keepalive.py); these tests check that this path keeps the
-client's contract: the same errors, the same retries, auth and headers, and a
-connection the master dropped is replaced without a retry's wait. The happy
-path against a real master is in test_locust_real.py.
+The GETs of a plain-HTTP master go over kept-alive connections
+(loadmanager/locust/_keepalive.py), framed by httptools when the ``fast``
+extra is installed and by ``http.client`` otherwise. Every test here runs on
+both, and checks that they keep the client's contract: the same errors, the
+same retries, auth and headers, and a connection the master dropped is
+replaced without a retry's wait. The happy path against a real master is in
+test_locust_real.py.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import tenacity
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import loadmanager as lm
-from loadmanager.locust import LocustClient
+from loadmanager.locust import LocustClient, _keepalive
+
+OPENERS = {"httptools": _keepalive.LlhttpConnection, "http.client": _keepalive.StdlibConnection}
+try:
+    import httptools  # noqa: F401 - whether the fast extra is installed
+except ImportError:  # pragma: no cover - .ci/run installs it
+    FAST = False
+else:
+    FAST = True
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "httptools", marks=pytest.mark.skipif(not FAST, reason="needs the fast extra")
+        ),
+        "http.client",
+    ],
+    autouse=True,
+)
+def opener(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both ways of framing an answer."""
+    monkeypatch.setattr(_keepalive, "default_opener", lambda: OPENERS[request.param])
+    return str(request.param)
+
 
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
@@ -86,7 +116,7 @@ def cut_short(handler: BaseHTTPRequestHandler) -> None:
 @pytest.fixture
 def master() -> Iterator[_Master]:
     server = _Master([])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -167,3 +197,113 @@ def test_a_proxy_from_the_environment_is_honoured(
         assert client.worker_count() == 1
     [(path, _, _)] = master.seen
     assert path == "http://192.0.2.1:8089/worker-count"  # a proxy's absolute form
+
+
+def raw(*chunks: bytes) -> Answer:
+    """Answer with bytes as they are, then close: framing the handler would not write."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        for chunk in chunks:
+            handler.wfile.write(chunk)
+            handler.wfile.flush()
+        handler.close_connection = True
+
+    return answer
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # No length: the body ends with the connection (HTTP/1.0 style).
+        raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", b'{"worker_count": 7}'),
+        raw(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b'6\r\n{"work\r\n',
+            b'd\r\ner_count": 7}\r\n0\r\n\r\n',
+        ),
+        raw(CONTINUE + b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n", b'{"worker_count": 7}'),
+        # The header, then the body, each in pieces a read may return.
+        raw(b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 19\r\n\r", b'\n{"worker_', b'count": 7}'),
+    ],
+    ids=["until-close", "chunked", "continue", "in-pieces"],
+)
+def test_answers_framed_every_way_http_allows_are_read_whole(
+    master: _Master, answer: Answer
+) -> None:
+    master.answers = [answer, ok({"worker_count": 8})]
+    with client_of(master.url, []) as client:
+        assert (client.worker_count(), client.worker_count()) == (7, 8)
+
+
+def test_the_charset_the_master_names_decodes_the_body(master: _Master) -> None:
+    text = json.dumps({"message": "caf\u00e9", "success": False}, ensure_ascii=False)
+    body = text.encode("latin-1")
+    head = (
+        "HTTP/1.1 400 Bad\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    master.answers = [raw(head.encode(), body)]
+    with client_of(master.url, []) as client, pytest.raises(lm.LocustHTTPError) as info:
+        client.worker_count()
+    assert info.value.body == text
+
+
+def test_a_header_that_would_split_the_request_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="CR or LF"):
+        LocustClient("http://127.0.0.1:9", headers={"X-Team": "perf\r\nX-Injected: 1"})
+
+
+class _Replay(socketserver.ThreadingTCPServer):
+    """Answers any request with the same bytes, then closes."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    reply = b""
+
+
+class _ReplayHandler(socketserver.BaseRequestHandler):
+    server: _Replay
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        self.request.sendall(self.server.reply)
+        self.request.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[_Replay]:
+    server = _Replay(("127.0.0.1", 0), _ReplayHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+_HEADS = st.sampled_from(
+    [b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"]
+)
+
+
+# The opener fixture only picks a class: the same for every example.
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=_HEADS, tail=st.binary(max_size=300))
+def test_whatever_comes_back_is_a_body_or_a_locust_error(
+    replay: _Replay, opener: str, head: bytes, tail: bytes
+) -> None:
+    """An answer is untrusted input: any bytes give text or one of the client's errors."""
+    replay.reply = head + tail
+    gets = _keepalive.KeptAliveGets(
+        "127.0.0.1", replay.server_address[1], "", headers={}, auth=None, timeout=2,
+        opener=OPENERS[opener],
+    )  # fmt: skip
+    try:
+        assert isinstance(gets.get("stats/requests", "http://x/stats/requests"), str)
+    except lm.LocustError:
+        pass  # refused as it should be: anything else fails the test
+    finally:
+        gets.close()

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import tenacity
+from hypothesis import given
+from hypothesis import strategies as st
 
 import loadmanager as lm
-from loadmanager.locust import LocustClient
+from loadmanager.locust import LocustClient, _wire
 
 STATS_BODY = {
     "stats": [
@@ -189,6 +191,34 @@ def test_a_body_locust_would_not_send_is_a_response_error_with_the_body(body: st
     with pytest.raises(lm.LocustResponseError) as info:
         client.stats()
     assert info.value.body == body
+
+
+_JSON_VALUES = st.recursive(
+    # orjson reads an integer past 64 bits as a float (no Locust figure comes near).
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_JSON_VALUES)
+def test_answers_read_as_pythons_json_parser_reads_them(value: object) -> None:
+    """With the fast extra orjson parses answers; what it refuses and Python's
+    parser takes (NaN and Infinity, which Flask writes; lone surrogates) must
+    still read the same."""
+    text = json.dumps(value)
+    assert repr(_wire.parse_json(text, "http://m/x")) == repr(json.loads(text))
+
+
+@given(text=st.text(max_size=40) | st.sampled_from(["NaN", "[1e999]", '{"a": 1,}', '"\\ud800"']))
+def test_text_is_json_or_a_response_error_as_pythons_parser_decides(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(lm.LocustResponseError):
+            _wire.parse_json(text, "http://m/x")
+    else:
+        assert repr(_wire.parse_json(text, "http://m/x")) == repr(expected)
 
 
 def test_malformed_csv_is_a_response_error() -> None:
