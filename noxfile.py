@@ -61,7 +61,7 @@ def notebook(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: they print figures, they assert nothing."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,fast]")  # the figures in docs/performance.md are with it
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
 

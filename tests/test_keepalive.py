@@ -251,9 +251,10 @@ def test_the_charset_the_master_names_decodes_the_body(master: _Master) -> None:
     assert info.value.body == text
 
 
-def test_a_header_that_would_split_the_request_is_refused_up_front() -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])  # kept-alive reads, and httpx alone
+def test_a_header_that_would_split_the_request_is_refused_up_front(scheme: str) -> None:
     with pytest.raises(ValueError, match="CR or LF"):
-        LocustClient("http://127.0.0.1:9", headers={"X-Team": "perf\r\nX-Injected: 1"})
+        LocustClient(f"{scheme}://127.0.0.1:9", headers={"X-Team": "perf\r\nX-Injected: 1"})
 
 
 class _Replay(socketserver.ThreadingTCPServer):

@@ -78,6 +78,9 @@ class LocustClient:
         client: An ``httpx.Client`` to use instead of building one (its
             ``base_url`` is used as given). It is not closed by :meth:`close`.
 
+    Raises:
+        ValueError: a header holds CR or LF (it would split a request).
+
     Use it as a context manager, or call :meth:`close`.
     """
 
@@ -92,6 +95,9 @@ class LocustClient:
         retrying: Callable[[], tenacity.Retrying] = default_retrying,
         client: httpx.Client | None = None,
     ) -> None:
+        for name, value in (headers or {}).items():
+            if any(c in f"{name}{value}" for c in "\r\n"):
+                raise ValueError(f"the header {name!r} holds CR or LF, which would split a request")
         self.base_url = base_url.rstrip("/")
         self._retrying = retrying
         self._owns_client = client is None
