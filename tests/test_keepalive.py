@@ -17,6 +17,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 
 import pytest
 import tenacity
@@ -113,15 +114,22 @@ def cut_short(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
 
 
-@pytest.fixture
-def master() -> Iterator[_Master]:
-    server = _Master([])
+S = TypeVar("S", bound=socketserver.BaseServer)
+
+
+def serving(server: S) -> Iterator[S]:
+    """Serve in a thread for the fixture's life (polled often, so it stops at once)."""
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def master() -> Iterator[_Master]:
+    yield from serving(_Master([]))
 
 
 def client_of(url: str, sleeps: list[float], **kwargs: object) -> LocustClient:
@@ -276,13 +284,7 @@ class _ReplayHandler(socketserver.BaseRequestHandler):
 
 @pytest.fixture(scope="module")
 def replay() -> Iterator[_Replay]:
-    server = _Replay(("127.0.0.1", 0), _ReplayHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    yield from serving(_Replay(("127.0.0.1", 0), _ReplayHandler))
 
 
 _HEADS = st.sampled_from(
