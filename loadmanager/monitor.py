@@ -28,10 +28,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from ._workers import Workers
 from .clock import Clock
 from .errors import RepositoryUnavailableError
 from .filters import MAX_LIMIT, RunFilter
@@ -83,7 +83,7 @@ class Monitor:
         self._knows = knows
         self.interval = interval
         self.ttl = timedelta(seconds=interval * 1.5)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lm-poll")
+        self._pool = Workers(max_workers, "lm-poll")
         self._max_backlog = max_backlog if max_backlog is not None else 16 * max_workers
         self._in_flight: set[str] = set()
         # run -> (pending?, slot, when the next slot is due), as last submitted
@@ -119,7 +119,7 @@ class Monitor:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown()
 
     def _loop(self) -> None:
         # An Event, not clock.sleep: stop() must end the wait at once.
