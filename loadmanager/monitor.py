@@ -83,6 +83,7 @@ class Monitor:
         self._knows = knows
         self.interval = interval
         self.ttl = timedelta(seconds=interval * 1.5)
+        self._max_workers = max_workers
         self._pool = Workers(max_workers, "lm-poll")
         self._max_backlog = max_backlog if max_backlog is not None else 16 * max_workers
         self._in_flight: set[str] = set()
@@ -109,6 +110,8 @@ class Monitor:
         """Start the background thread (idempotent)."""
         if self.running:
             return
+        if self._pool.closed:  # started again after stop(): the old workers are gone
+            self._pool = Workers(self._max_workers, "lm-poll")
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="lm-monitor", daemon=True)
         self._thread.start()

@@ -432,6 +432,29 @@ def test_an_overloaded_monitor_polls_the_runs_furthest_behind_first(
             monitor.stop()
 
 
+def test_a_monitor_started_again_after_stop_polls_again(
+    storage: lm.Storage, clock: ManualClock, masters: Masters
+) -> None:
+    from loadmanager.monitor import Monitor
+
+    with replica(storage, clock, masters) as orch:
+        run = orch.start_run(create(orch).id, actor=ACTOR)
+        polled: list[str] = []
+        masters["http://m1"].on_stats = lambda: polled.append(run.id)
+        monitor = Monitor(
+            storage, orch._lifecycle, clock=clock, owner=orch.owner,
+            knows=orch.clusters.__contains__, interval=INTERVAL,
+        )  # fmt: skip
+        monitor.start()
+        monitor.stop()
+        monitor.start()
+        try:
+            clock.advance(1.2)  # the middle of the first slot: the loop's next tick polls
+            _settle(monitor, polled, 1)
+        finally:
+            monitor.stop()
+
+
 def _settle(monitor: Any, polled: list[str], count: int) -> None:
     deadline = time.monotonic() + 10
     while (len(polled) < count or monitor._in_flight) and time.monotonic() < deadline:

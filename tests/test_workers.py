@@ -57,7 +57,9 @@ def test_shutdown_runs_what_is_queued_then_refuses_more() -> None:
     for i in range(20):
         workers.submit(done.append, i)
     gate.set()
+    assert not workers.closed
     workers.shutdown()
+    assert workers.closed
     assert done == list(range(20))  # all of them, in the order they came
     with pytest.raises(RuntimeError, match="shut down"):
         workers.submit(done.append, 99)
