@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import tenacity
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import loadmanager as lm
@@ -218,7 +218,16 @@ def test_text_is_json_or_a_response_error_as_pythons_parser_decides(text: str) -
         with pytest.raises(lm.LocustResponseError):
             _wire.parse_json(text, "http://m/x")
     else:
+        assume(not _past_64_bits(expected))  # the one documented difference (_wire._json_loads)
         assert repr(_wire.parse_json(text, "http://m/x")) == repr(expected)
+
+
+def _past_64_bits(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_past_64_bits(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_past_64_bits(v) for v in value)
+    return type(value) is int and not -(2**63) <= value < 2**64
 
 
 def test_malformed_csv_is_a_response_error() -> None:
