@@ -44,6 +44,19 @@ def test_import_loads_no_optional_dependency() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_import_leaves_what_is_loaded_on_first_use_unloaded() -> None:
+    """Each of these was measured in `import loadmanager`'s time and moved to first
+    use (docs/performance.md, "Import time"); a top-level import brings it back."""
+    code = (
+        "import sys, loadmanager\n"
+        "first_use = {'cattrs', 'uuid', 'hashlib', 'difflib', 'html', 'urllib', 'pathlib',"
+        " 'json', 'http', 'socket', 'logging'}\n"
+        "print(sorted(first_use & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_no_module_but_the_plugin_imports_locust() -> None:
     # The plugin is the one file that imports locust, and it is loaded by Locust
     # itself (-f), never by the library: importing locust would monkey-patch the
