@@ -2,10 +2,13 @@
 
 Each listens on its own 127.0.0.1 port and answers the routes the Monitor uses
 with bodies captured from a real run (loadmanager/testing/data), made distinct
-per master.
+per master. With ``plugin``, they also answer loadmanager's plugin route
+(``/loadmanager/v1/figures``, captured from a real master with the plugin) and
+its histograms grow with every answer, as a live run's do, so that each poll
+has histogram changes to store.
 Not a test double for correctness: only for measuring the Monitor at scale.
 
-    python bench/_fake_masters.py COUNT PORTS_FILE
+    python bench/_fake_masters.py COUNT PORTS_FILE [plugin]
 """
 
 from __future__ import annotations
@@ -34,8 +37,25 @@ def bodies(index: int) -> dict[str, bytes]:
     }
 
 
-async def serve(index: int) -> int:
+class GrowingFigures:
+    """The plugin's answer, each histogram bucket a few requests fuller each time."""
+
+    def __init__(self, index: int) -> None:
+        self.doc = json.loads((DATA / "plugin_figures.json").read_text())
+        self.step = 1 + index % 3
+
+    def __call__(self) -> bytes:
+        for row in [*self.doc["entries"], self.doc["total"]]:
+            buckets = row["histogram"]
+            for bucket in buckets:
+                buckets[bucket] += self.step
+            row["numRequests"] += self.step * len(buckets)
+        return json.dumps(self.doc).encode()
+
+
+async def serve(index: int, plugin: bool) -> int:
     answers = bodies(index)
+    figures = GrowingFigures(index) if plugin else None
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -49,7 +69,11 @@ async def serve(index: int) -> int:
                         length = int(line.split(":", 1)[1])
                 if length:
                     await reader.readexactly(length)
-                body = answers.get(f"{method} {path.split('?')[0]}")
+                route = f"{method} {path.split('?')[0]}"
+                if figures is not None and route == "GET /loadmanager/v1/figures":
+                    body: bytes | None = figures()
+                else:
+                    body = answers.get(route)
                 status = "200 OK" if body is not None else "404 Not Found"
                 body = body if body is not None else b"{}"
                 writer.write(
@@ -67,8 +91,8 @@ async def serve(index: int) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
-async def main(count: int, ports_file: Path) -> None:
-    ports = [await serve(i) for i in range(count)]
+async def main(count: int, ports_file: Path, plugin: bool) -> None:
+    ports = [await serve(i, plugin) for i in range(count)]
     ports_file.write_text("\n".join(map(str, ports)))
     await asyncio.Event().wait()
 
@@ -76,4 +100,4 @@ async def main(count: int, ports_file: Path) -> None:
 if __name__ == "__main__":
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2])))
+    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] == ["plugin"]))

@@ -9,11 +9,15 @@ process (all its threads), and the p99 poll lag (the gap between two snapshots
 of a run beyond the interval). ``--readers K`` runs K threads that compute
 500-bucket series of the monitored runs back to back the whole time, to show
 whether reads hold up monitoring; ``--reader-processes K`` does the same from K
-processes of their own (SQLite). Asserts nothing.
+processes of their own (SQLite). ``--plugin`` makes the masters answer
+loadmanager's plugin route as well, histograms growing between answers, so each
+poll reads and stores histogram changes as it does on a provisioned cluster.
+Asserts nothing.
 
     python bench/bench_monitor_fanout.py                         # N = 50, 200, 500, 1000
     python bench/bench_monitor_fanout.py --counts 500 --seconds 60 --storage memory
     python bench/bench_monitor_fanout.py --counts 500 --readers 1 --storage sqlite
+    python bench/bench_monitor_fanout.py --counts 2000 --storage sqlite --plugin
 """
 
 from __future__ import annotations
@@ -70,11 +74,18 @@ def run(
     storage_kind: str,
     readers: int = 0,
     reader_processes: int = 0,
+    plugin: bool = False,
 ) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports_file = workdir / "ports"
     masters = subprocess.Popen(
-        [sys.executable, str(HERE / "_fake_masters.py"), str(count), str(ports_file)]
+        [
+            sys.executable,
+            str(HERE / "_fake_masters.py"),
+            str(count),
+            str(ports_file),
+            *(["plugin"] if plugin else []),
+        ]
     )
     try:
         deadline = time.monotonic() + 60
@@ -210,6 +221,11 @@ def main() -> None:
     parser.add_argument(
         "--reader-processes", type=int, default=0, help="processes computing series (SQLite)"
     )
+    parser.add_argument(
+        "--plugin",
+        action="store_true",
+        help="masters answer loadmanager's plugin route too, as provisioned clusters do",
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -225,7 +241,15 @@ def main() -> None:
     )
     for kind in args.storage.split(","):
         for count in map(int, args.counts.split(",")):
-            r = run(count, args.seconds, args.interval, kind, args.readers, args.reader_processes)
+            r = run(
+                count,
+                args.seconds,
+                args.interval,
+                kind,
+                args.readers,
+                args.reader_processes,
+                args.plugin,
+            )
             lost = f"{r['lost_polls']:.0f}/{r['slots']:.0f}"
             print(
                 f"{kind:<8}{count:>6}{lost:>16}{100 * (1 - r['lost_polls'] / r['slots']):>10.3f}"
