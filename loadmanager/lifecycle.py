@@ -161,7 +161,9 @@ class RunLifecycle:
         self._lock = threading.Lock()
         self._launching: set[str] = set()
         self._idle_since: dict[str, datetime] = {}  # pending runs seen idle, and since when
-        self.deltas = HistogramDeltas(lambda run_id: storage.metrics.snapshots(run_id))
+        self.deltas = HistogramDeltas(
+            lambda run_id, since: storage.metrics.snapshots(run_id, start=since)
+        )
         self.held = HeldSnapshots(
             GroupWriter(storage.metrics.add_many),
             lambda run_id, since: storage.metrics.snapshots(run_id, start=since),
@@ -370,7 +372,7 @@ class RunLifecycle:
             # over since: its polls cover this moment, so this answer goes.
             log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
             return run
-        snapshot = self._with_histograms(stats.to_snapshot(run.id, now, slot), master)
+        snapshot = self._with_histograms(run, stats.to_snapshot(run.id, now, slot), master)
         try:
             stored = self.held.store(snapshot)
         except NotFoundError:  # the run vanished (its test was deleted) between reads
@@ -396,7 +398,9 @@ class RunLifecycle:
             return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
         return run
 
-    def _with_histograms(self, snapshot: MetricSnapshot, master: LocustMaster) -> MetricSnapshot:
+    def _with_histograms(
+        self, run: LoadTestRun, snapshot: MetricSnapshot, master: LocustMaster
+    ) -> MetricSnapshot:
         """The snapshot with the plugin's histogram changes, when the master has the plugin."""
         try:
             figures = master.figures()
@@ -407,7 +411,11 @@ class RunLifecycle:
             return snapshot
         if figures is None:
             return snapshot
-        changes = self.deltas.changes(snapshot.load_test_run_id, snapshot.slot, figures)
+        began = run.started_at or run.audit.created_at
+        interval = timedelta(seconds=run.parameters.poll_interval)
+        changes = self.deltas.changes(
+            snapshot.load_test_run_id, snapshot.slot, figures, lambda s: began + s * interval
+        )
         return attrs.evolve(snapshot, histograms=changes)
 
     def _still_ours(self, run_id: str) -> bool:
