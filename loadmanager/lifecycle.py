@@ -13,6 +13,7 @@ crash at each step, and what it does, is the crash table in docs/concepts.md.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -336,6 +337,11 @@ class RunLifecycle:
         elapsed = max(0.0, (at - began).total_seconds())
         return int(elapsed // run.parameters.poll_interval)
 
+    def slot_start(self, run: LoadTestRun, slot: int) -> datetime:
+        """When the run's poll slot ``slot`` begins: the inverse of :meth:`slot`."""
+        began = run.started_at or run.audit.created_at
+        return began + timedelta(seconds=slot * run.parameters.poll_interval)
+
     def poll(self, run: LoadTestRun, slot: int | None = None) -> LoadTestRun:
         """Poll the run's master once: store a snapshot, then abort, finish or fail it.
 
@@ -411,10 +417,11 @@ class RunLifecycle:
             return snapshot
         if figures is None:
             return snapshot
-        began = run.started_at or run.audit.created_at
-        interval = timedelta(seconds=run.parameters.poll_interval)
         changes = self.deltas.changes(
-            snapshot.load_test_run_id, snapshot.slot, figures, lambda s: began + s * interval
+            snapshot.load_test_run_id,
+            snapshot.slot,
+            figures,
+            functools.partial(self.slot_start, run),
         )
         return attrs.evolve(snapshot, histograms=changes)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -105,6 +106,20 @@ def test_each_snapshot_is_keyed_by_its_poll_slot(orch: lm.Orchestrator, clock: M
         orch.refresh(run.id)
     slots = [s.slot for s in orch.snapshots(run.id)]
     assert slots == [0, 1, 2, 3]
+
+
+def test_a_slots_start_falls_in_that_slot_and_the_moment_before_it_in_the_last(
+    orch: lm.Orchestrator, clock: ManualClock
+) -> None:
+    run = orch.start_run(create(orch).id, actor=ACTOR)
+    clock.advance(0.5)
+    run = orch.refresh(run.id)
+    lifecycle = orch._lifecycle
+    for slot in (0, 1, 7, 1800):
+        start = lifecycle.slot_start(run, slot)
+        assert lifecycle.slot(run, start) == slot
+        if slot:
+            assert lifecycle.slot(run, start - timedelta(milliseconds=1)) == slot - 1
 
 
 def test_two_replicas_polling_one_slot_store_it_once(
