@@ -5,7 +5,8 @@ with bodies captured from a real run (loadmanager/testing/data), made distinct
 per master. With ``plugin``, they also answer loadmanager's plugin route
 (``/loadmanager/v1/figures``, captured from a real master with the plugin) and
 its histograms grow with every answer, as a live run's do, so that each poll
-has histogram changes to store.
+has histogram changes to store; like the plugin, it carries the master's
+``/stats/requests`` answer under ``stats``.
 Not a test double for correctness: only for measuring the Monitor at scale.
 
     python bench/_fake_masters.py COUNT PORTS_FILE [plugin]
@@ -18,18 +19,23 @@ import json
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).parent.parent / "loadmanager" / "testing" / "data"
 
 
-def bodies(index: int) -> dict[str, bytes]:
-    stats = json.loads((DATA / "stats_requests.json").read_text())
+def stats_answer(index: int) -> dict[str, Any]:
+    stats: dict[str, Any] = json.loads((DATA / "stats_requests.json").read_text())
     stats["user_count"] = 10 + index % 90
     stats["state"] = "running"
     for row in stats["stats"]:
         row["num_requests"] += index
+    return stats
+
+
+def bodies(index: int) -> dict[str, bytes]:
     return {
-        "GET /stats/requests": json.dumps(stats).encode(),
+        "GET /stats/requests": json.dumps(stats_answer(index)).encode(),
         "GET /stats/requests/csv": (DATA / "stats_requests.csv").read_bytes(),
         "POST /swarm": b'{"success": true, "message": "Swarming started", "host": null}',
         "POST /stop": b'{"success": true, "message": "Test stopped"}',
@@ -42,6 +48,7 @@ class GrowingFigures:
 
     def __init__(self, index: int) -> None:
         self.doc = json.loads((DATA / "plugin_figures.json").read_text())
+        self.doc["stats"] = stats_answer(index)
         self.step = 1 + index % 3
 
     def __call__(self) -> bytes:

@@ -96,6 +96,8 @@ _LAZY = {
     "LocustClient": "loadmanager.locust.client",
     "LocustMaster": "loadmanager.lifecycle",
     "LocustStats": "loadmanager.locust.stats",
+    "MasterFigures": "loadmanager.locust.stats",
+    "MasterPoll": "loadmanager.locust.stats",
     "Orchestrator": "loadmanager.orchestrator",
     "http": "loadmanager.http",
     # Results for people: comparisons, trends, summaries, reports, plots, exports.
@@ -129,7 +131,7 @@ if _typing.TYPE_CHECKING:
     from .lifecycle import LocustMaster
     from .locust.client import LocustClient
     from .locust.local import LocalCluster, LocalClusterError
-    from .locust.stats import LocustStats
+    from .locust.stats import LocustStats, MasterFigures, MasterPoll
     from .orchestrator import Orchestrator
     from .plotting import plot_comparison, plot_run, save_png
     from .providers.k8s_manifests import KubernetesSettings
@@ -212,6 +214,8 @@ __all__ = [
     "LocustfileDirectory",
     "LocustfileRepository",
     "LocustfileSource",
+    "MasterFigures",
+    "MasterPoll",
     "MasterState",
     "MetricSnapshot",
     "MetricsRepository",

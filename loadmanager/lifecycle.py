@@ -36,7 +36,13 @@ from .errors import (
 )
 from .grammar import render
 from .held import GroupWriter, HeldSnapshots
-from .locust.stats import LocustErrorRow, LocustExceptionRow, LocustStats, MasterFigures
+from .locust.stats import (
+    LocustErrorRow,
+    LocustExceptionRow,
+    LocustStats,
+    MasterFigures,
+    MasterPoll,
+)
 from .locustfiles import ResolvedLocustfile
 from .metrics import EndpointSummary, HistogramDelta, MetricSnapshot, RunSummary
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
@@ -90,6 +96,10 @@ class LocustMaster(Protocol):
 
     def figures(self) -> MasterFigures | None:
         """The plugin's histograms; ``None`` when the master has no plugin."""
+        ...
+
+    def poll(self) -> MasterPoll:
+        """``stats()`` and ``figures()`` at once; a plugin failure is not raised."""
         ...
 
 
@@ -366,9 +376,10 @@ class RunLifecycle:
             return self._adopt(run)
         master = self._masters.master(run)
         try:
-            stats = master.stats()
+            polled = master.poll()
         except LocustError as exc:
             return self._end(run, RunStatus.FAILED, f"Locust master unreachable: {exc}")
+        stats = polled.stats
         now = self._clock.now()
         current = self.slot(run, now)
         if slot is None:
@@ -378,7 +389,7 @@ class RunLifecycle:
             # over since: its polls cover this moment, so this answer goes.
             log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
             return run
-        snapshot = self._with_histograms(run, stats.to_snapshot(run.id, now, slot), master)
+        snapshot = self._with_histograms(run, stats.to_snapshot(run.id, now, slot), polled)
         try:
             stored = self.held.store(snapshot)
         except NotFoundError:  # the run vanished (its test was deleted) between reads
@@ -405,23 +416,18 @@ class RunLifecycle:
         return run
 
     def _with_histograms(
-        self, run: LoadTestRun, snapshot: MetricSnapshot, master: LocustMaster
+        self, run: LoadTestRun, snapshot: MetricSnapshot, polled: MasterPoll
     ) -> MetricSnapshot:
         """The snapshot with the plugin's histogram changes, when the master has the plugin."""
-        try:
-            figures = master.figures()
-        except LocustError as exc:  # the live figures are in: keep them without histograms
+        if polled.figures_error is not None:  # the live figures are in: keep them alone
             log.warning("run %s: the plugin's histograms could not be read: %s",
-                        snapshot.load_test_run_id, exc)  # fmt: skip
-            self.deltas.forget(snapshot.load_test_run_id)
+                        run.id, polled.figures_error)  # fmt: skip
+            self.deltas.forget(run.id)
             return snapshot
-        if figures is None:
+        if polled.figures is None:
             return snapshot
         changes = self.deltas.changes(
-            snapshot.load_test_run_id,
-            snapshot.slot,
-            figures,
-            functools.partial(self.slot_start, run),
+            run.id, snapshot.slot, polled.figures, functools.partial(self.slot_start, run)
         )
         return attrs.evolve(snapshot, histograms=changes)
 

@@ -8,6 +8,7 @@ test_orchestrator_real.py and test_crash_recovery.py.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 
 import loadmanager as lm
-from loadmanager.testing import FakeLocustMaster, ManualClock
+from loadmanager.deltas import cumulative
+from loadmanager.locust import _wire
+from loadmanager.testing import FakeLocustMaster, ManualClock, fake_master
 from loadmanager.testing.seed import seed_load_test_body
 
 ACTOR = "user@example.com"
@@ -120,6 +123,31 @@ def test_a_slots_start_falls_in_that_slot_and_the_moment_before_it_in_the_last(
         assert lifecycle.slot(run, start) == slot
         if slot:
             assert lifecycle.slot(run, start - timedelta(milliseconds=1)) == slot - 1
+
+
+def _grown(times: int) -> dict[str, Any]:
+    """The captured plugin answer with every bucket ``times`` as full."""
+    doc = json.loads((fake_master.DATA / "plugin_figures.json").read_text())
+    for row in (*doc["entries"], doc["total"]):
+        row["histogram"] = {k: v * times for k, v in row["histogram"].items()}
+    return doc
+
+
+def test_an_unreadable_plugin_answer_keeps_the_snapshot_and_loses_no_request(
+    orch: lm.Orchestrator, clock: ManualClock, masters: Masters
+) -> None:
+    run = orch.start_run(create(orch).id, actor=ACTOR)
+    master = masters["http://m1"]
+    for answer in (_grown(1), {"format": 99}, _grown(3)):
+        master.plugin_figures = answer
+        clock.advance(INTERVAL)
+        orch.refresh(run.id)
+    stored = orch.snapshots(run.id)
+    assert [bool(s.histograms) for s in stored] == [True, False, True]
+    assert len({s.slot for s in stored}) == 3  # the live figures were kept all along
+    final = _wire.parse_figures(json.dumps(_grown(3)), "fake://m")
+    expected = {e.key: e.histogram for e in (*final.endpoints, final.aggregated)}
+    assert cumulative(stored) == expected  # the changes after the gap cover it exactly
 
 
 def test_two_replicas_polling_one_slot_store_it_once(

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import loadmanager as lm
 from loadmanager.locust import LocustClient, _wire
+from loadmanager.testing import fake_master
 
 STATS_BODY = {
     "stats": [
@@ -311,3 +312,91 @@ def test_auth_and_headers_reach_the_master() -> None:
     assert seen[0].url == "https://lb.example.com/locust/worker-count"
     assert seen[0].headers["authorization"].startswith("Basic ")
     assert seen[0].headers["x-team"] == "perf"
+
+
+# -- one poll: loadmanager's plugin carrying the statistics, or not ----------------
+
+PLUGIN_BODY = json.loads((fake_master.DATA / "plugin_figures.json").read_text())
+
+
+def plugin_master(plugin: Callable[[], httpx.Response]) -> tuple[LocustClient, list[str]]:
+    """A master answering STATS_BODY, and the plugin route with ``plugin()``."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/base")
+        sent.append(path)
+        return (
+            plugin() if path == "/loadmanager/v1/figures" else httpx.Response(200, json=STATS_BODY)
+        )
+
+    return fake(handler, [], attempts=2), sent
+
+
+def test_a_plugin_carrying_the_statistics_makes_a_poll_one_request() -> None:
+    client, sent = plugin_master(
+        lambda: httpx.Response(200, json={**PLUGIN_BODY, "stats": STATS_BODY})
+    )
+    polled = client.poll()
+    assert sent == ["/loadmanager/v1/figures"]
+    assert polled.stats == client.stats()
+    assert polled.figures == client.figures()
+    assert polled.figures is not None
+    assert polled.figures_error is None
+
+
+def test_a_plugin_from_before_the_statistics_costs_a_second_request() -> None:
+    client, sent = plugin_master(lambda: httpx.Response(200, json=PLUGIN_BODY))
+    polled = client.poll()
+    assert sent == ["/loadmanager/v1/figures", "/stats/requests"]
+    assert polled.stats == client.stats()
+    assert polled.figures is not None
+
+
+def test_a_master_without_the_plugin_is_asked_for_it_once() -> None:
+    client, sent = plugin_master(lambda: httpx.Response(404, text="Not Found"))
+    first, second = client.poll(), client.poll()
+    assert sent == ["/loadmanager/v1/figures", "/stats/requests", "/stats/requests"]
+    assert first.figures is second.figures is None
+    assert first.figures_error is second.figures_error is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (httpx.Response(500, text="boom"), lm.LocustHTTPError),
+        (httpx.Response(200, text="[1, 2]"), lm.LocustResponseError),
+        (
+            httpx.Response(200, json={**PLUGIN_BODY, "stats": {"stats": "no"}}),
+            lm.LocustResponseError,
+        ),
+    ],
+)
+def test_a_failing_plugin_leaves_the_statistics_and_says_why(
+    answer: httpx.Response, error: type[lm.LocustError]
+) -> None:
+    client, sent = plugin_master(lambda: answer)
+    polled = client.poll()
+    assert polled.stats == client.stats()
+    assert polled.figures is None
+    assert isinstance(polled.figures_error, error)
+    assert sent[-2:] == ["/stats/requests", "/stats/requests"]  # fell back, then the check
+
+
+@given(
+    field=st.sampled_from([*PLUGIN_BODY, "stats"]),
+    value=_JSON_VALUES,
+)
+def test_any_plugin_answer_gives_the_statistics_or_a_locust_error(
+    field: str, value: object
+) -> None:
+    """Each field of a real plugin answer (and the statistics it carries) set
+    to anything: a poll has the statistics and the figures, or the statistics
+    and a typed reason, never another exception."""
+    body = json.dumps({**PLUGIN_BODY, "stats": STATS_BODY, field: value})
+    client, _ = plugin_master(lambda: httpx.Response(200, text=body))
+    polled = client.poll()
+    assert polled.stats == _wire.parse_stats(json.dumps(STATS_BODY), "http://m/x") or (
+        field == "stats" and polled.figures is not None
+    )
+    assert (polled.figures is None) == isinstance(polled.figures_error, lm.LocustResponseError)

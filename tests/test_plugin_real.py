@@ -35,16 +35,27 @@ def target() -> Iterator[TargetServer]:
 def test_histogram_percentiles_equal_locusts_final_csv_for_every_endpoint(
     target: TargetServer,
 ) -> None:
-    with lm.LocalCluster(LOCUSTFILE, workers=2, host=target.url) as cluster, lm.LocustClient(
-        cluster.url
-    ) as client:  # fmt: skip
-        client.reset_stats()
-        client.swarm(8, 8, host=target.url)
-        time.sleep(5)
-        client.stop()
-        time.sleep(4)  # the workers' last reports (every 3 s) reach the master
-        figures = client.figures()
-        rows = client.stats_csv()
+    sent: list[str] = []
+    with lm.LocalCluster(LOCUSTFILE, workers=2, host=target.url) as cluster:
+        http = httpx.Client(
+            base_url=cluster.url + "/",
+            event_hooks={"request": [lambda request: sent.append(request.url.path)]},
+        )
+        with http, lm.LocustClient(cluster.url, client=http) as client:
+            client.reset_stats()
+            client.swarm(8, 8, host=target.url)
+            time.sleep(5)
+            client.stop()
+            time.sleep(4)  # the workers' last reports (every 3 s) reach the master
+            del sent[:]
+            polled = client.poll()
+            assert sent == ["/loadmanager/v1/figures"]  # the statistics came with it
+            rows = client.stats_csv()
+    figures = polled.figures
+    counted = {e.key: e.num_requests for e in polled.stats.endpoints}
+    assert counted == {r.key: r.num_requests for r in rows[:-1]}  # Locust's own statistics
+    assert polled.stats.state == "stopped"
+    assert polled.figures_error is None
     assert figures is not None
     assert figures.locustfiles == {"basic.py": hashlib.sha256(LOCUSTFILE.read_bytes()).hexdigest()}
     assert len(figures.workers) == 2
@@ -71,7 +82,11 @@ def test_a_master_without_the_plugin_answers_none_once(target: TargetServer) -> 
         with http, lm.LocustClient(cluster.url, client=http) as client:
             assert client.figures() is None
             assert client.figures() is None
-    assert sent == ["/loadmanager/v1/figures"]  # remembered: asked once
+            polled = client.poll()
+    assert sent == ["/loadmanager/v1/figures", "/stats/requests"]  # remembered: asked once
+    assert polled.figures is None
+    assert polled.figures_error is None
+    assert polled.stats.state == "ready"
 
 
 def test_stored_histograms_give_the_whole_run_and_merged_runs_exactly(

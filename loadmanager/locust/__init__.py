@@ -10,6 +10,8 @@ from .stats import (
     LocustExceptionRow,
     LocustRow,
     LocustStats,
+    MasterFigures,
+    MasterPoll,
     SwarmResult,
     WorkerInfo,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "LocustExceptionRow",
     "LocustRow",
     "LocustStats",
+    "MasterFigures",
+    "MasterPoll",
     "SwarmResult",
     "WorkerInfo",
     "default_retrying",

@@ -235,14 +235,23 @@ def _histogram_row(raw: Any) -> EndpointHistogram:
 
 def parse_figures(body: str, url: str) -> MasterFigures:
     """The plugin's ``/loadmanager/v1/figures`` answer."""
-    doc = _object(parse_json(body, url))
+    return parse_plugin(body, url)[0]
+
+
+def parse_plugin(body: str, url: str) -> tuple[MasterFigures, LocustStats | None]:
+    """The plugin's answer, and the ``/stats/requests`` figures it carries.
+
+    The second is ``None`` for a plugin from before it carried them.
+    """
+    raw = parse_json(body, url)
     try:
+        doc = _object(raw)
         if doc.get("format") != 1:
             raise _Bad(f"unknown plugin format {doc.get('format')!r}")
         files = doc.get("locustfiles", {})
         if not isinstance(files, dict):
             raise _Bad("'locustfiles' should be an object")
-        return MasterFigures(
+        figures = MasterFigures(
             state=_str(doc, "state", ""),
             endpoints=tuple(_histogram_row(e) for e in _list(doc, "entries")),
             aggregated=_histogram_row(doc.get("total")),
@@ -250,8 +259,10 @@ def parse_figures(body: str, url: str) -> MasterFigures:
             workers=tuple(_worker(w) for w in _list(doc, "workers")),
             locustfiles={str(k): str(v) for k, v in files.items()},
         )
+        stats = None if doc.get("stats") is None else _stats(doc["stats"])
     except (_Bad, ValueError, TypeError) as exc:
         raise LocustResponseError(f"unexpected plugin answer: {exc}", body, url=url) from None
+    return figures, stats
 
 
 def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
@@ -276,31 +287,34 @@ _STATES = {
 def parse_stats(body: str, url: str) -> LocustStats:
     """``GET /stats/requests``."""
     try:
-        doc = _object(parse_json(body, url))
-        rows = [_row(r) for r in _list(doc, "stats")]
-        aggregated = rows.pop() if rows and rows[-1].name == "Aggregated" else None
-        percentiles = doc.get("current_response_time_percentiles") or {}
-        percentiles = _object(percentiles)
-        return LocustStats(
-            state=_STATES.get(_str(doc, "state"), MasterState.UNKNOWN),
-            user_count=_int(doc, "user_count", 0),
-            worker_count=_int(doc, "worker_count", 0),
-            workers=tuple(_worker(w) for w in _list(doc, "workers")),
-            total_rps=_num(doc, "total_rps", 0.0),
-            total_fail_per_sec=_num(doc, "total_fail_per_sec", 0.0),
-            current_rps=_num(doc, "current_rps", 0.0),
-            current_fail_per_sec=_num(doc, "current_fail_per_sec", 0.0),
-            fail_ratio=_num(doc, "fail_ratio", 0.0),
-            current_p50=_opt_num(percentiles, "response_time_percentile_0.5"),
-            current_p95=_opt_num(percentiles, "response_time_percentile_0.95"),
-            endpoints=tuple(rows),
-            aggregated=aggregated,
-            errors=tuple(_error(e) for e in _list(doc, "errors")),
-        )
+        return _stats(parse_json(body, url))
     except _Bad as exc:
         raise LocustResponseError(
             f"unexpected /stats/requests body: {exc}", body, url=url
         ) from None
+
+
+def _stats(raw: Any) -> LocustStats:
+    doc = _object(raw)
+    rows = [_row(r) for r in _list(doc, "stats")]
+    aggregated = rows.pop() if rows and rows[-1].name == "Aggregated" else None
+    percentiles = _object(doc.get("current_response_time_percentiles") or {})
+    return LocustStats(
+        state=_STATES.get(_str(doc, "state"), MasterState.UNKNOWN),
+        user_count=_int(doc, "user_count", 0),
+        worker_count=_int(doc, "worker_count", 0),
+        workers=tuple(_worker(w) for w in _list(doc, "workers")),
+        total_rps=_num(doc, "total_rps", 0.0),
+        total_fail_per_sec=_num(doc, "total_fail_per_sec", 0.0),
+        current_rps=_num(doc, "current_rps", 0.0),
+        current_fail_per_sec=_num(doc, "current_fail_per_sec", 0.0),
+        fail_ratio=_num(doc, "fail_ratio", 0.0),
+        current_p50=_opt_num(percentiles, "response_time_percentile_0.5"),
+        current_p95=_opt_num(percentiles, "response_time_percentile_0.95"),
+        endpoints=tuple(rows),
+        aggregated=aggregated,
+        errors=tuple(_error(e) for e in _list(doc, "errors")),
+    )
 
 
 def _csv_float(value: str) -> float | None:

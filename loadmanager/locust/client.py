@@ -2,7 +2,8 @@
 
 Routes used: ``POST /swarm``, ``POST /stop``, ``POST /stats/reset``,
 ``GET /stats/requests`` (cached by the master for 2 s, so polling faster gains
-nothing), ``GET /stats/requests/csv``, ``GET /stats/failures/csv``,
+nothing), ``GET /loadmanager/v1/figures`` (loadmanager's plugin, when the master
+loaded it), ``GET /stats/requests/csv``, ``GET /stats/failures/csv``,
 ``GET /exceptions``, ``GET /stats/report`` and ``GET /worker-count``.
 
 Retries: reads, ``/stop`` and ``/stats/reset`` are idempotent and retried on
@@ -30,13 +31,21 @@ from .._retries import with_retries
 from ..errors import (
     LocustConnectionError,
     LocustHTTPError,
+    LocustResponseError,
     LocustTimeoutError,
 )
 from ..metrics import EndpointSummary
 from . import _wire
 from ._keepalive import KeptAliveGets, plain_http_target
 from ._keepalive import NotConnectedError as _NotConnectedError
-from .stats import LocustErrorRow, LocustExceptionRow, LocustStats, MasterFigures, SwarmResult
+from .stats import (
+    LocustErrorRow,
+    LocustExceptionRow,
+    LocustStats,
+    MasterFigures,
+    MasterPoll,
+    SwarmResult,
+)
 
 PLUGIN_ROUTE = "/loadmanager/v1/figures"
 """The route loadmanager's Locust plugin adds to the master's web UI."""
@@ -248,9 +257,33 @@ class LocustClient:
         404 for the route); the answer is then remembered, so a master without
         it costs one request, not one per poll.
         """
+        answer = self._plugin()
+        return None if answer is None else answer[0]
+
+    def poll(self) -> MasterPoll:
+        """The statistics and the plugin's histograms, in one request where it can.
+
+        A master whose plugin carries the ``/stats/requests`` figures (this
+        version's does) answers both at once: a monitored run costs one
+        request a poll, not two. Otherwise the statistics are a second GET.
+
+        The plugin failing (a 5xx, an answer that cannot be read) is not the
+        master failing: the poll then has the statistics alone, and says why
+        in ``figures_error``. A master that cannot be reached at all raises,
+        as :meth:`stats` does.
+        """
+        try:
+            answer = self._plugin()
+        except (LocustHTTPError, LocustResponseError) as exc:
+            return MasterPoll(self.stats(), figures_error=exc)
+        if answer is None:
+            return MasterPoll(self.stats())
+        figures, stats = answer
+        return MasterPoll(stats if stats is not None else self.stats(), figures)
+
+    def _plugin(self) -> tuple[MasterFigures, LocustStats | None] | None:
         if self._has_plugin is False:
             return None
-        url = f"{self.base_url}{PLUGIN_ROUTE}"
         try:
             body = self._get(PLUGIN_ROUTE.lstrip("/"))
         except LocustHTTPError as exc:
@@ -259,7 +292,7 @@ class LocustClient:
             self._has_plugin = False
             return None
         self._has_plugin = True
-        return _wire.parse_figures(body, url)
+        return _wire.parse_plugin(body, f"{self.base_url}{PLUGIN_ROUTE}")
 
     def exceptions(self) -> tuple[LocustExceptionRow, ...]:
         """Exceptions raised in user code on the workers."""

@@ -10,8 +10,10 @@ It adds one route to the master's web UI, ``GET /loadmanager/v1/figures``,
 answering JSON with, per endpoint and aggregated, the cumulative response-time
 histogram in Locust's own rounded buckets (``{"12": 40, "110": 3}``: 40
 requests took 12 ms after rounding), the request and failure counts; the
-errors table; each worker's state, users and CPU; and the SHA-256 of every
-locustfile the master loaded (this file excluded). On a worker it does nothing.
+errors table; each worker's state, users and CPU; the SHA-256 of every
+locustfile the master loaded (this file excluded); and under ``stats``, what
+``GET /stats/requests`` answers at that moment, so a poll needs one request, not
+two. On a worker it does nothing.
 """
 
 from __future__ import annotations
@@ -101,7 +103,15 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     def loadmanager_figures() -> Any:
         from flask import jsonify
 
-        return jsonify(figures(environment))
+        document = figures(environment)
+        # Locust's own view, so the figures are its very answer (and its 2 s
+        # cache): rebuilding them here would drift from Locust's as it changes.
+        # A Locust that names the view otherwise gets the figures alone, and
+        # loadmanager asks /stats/requests for the rest.
+        request_stats = web_ui.app.view_functions.get("locust.request_stats")
+        if request_stats is not None:
+            document["stats"] = request_stats().get_json()
+        return jsonify(document)
 
     web_ui.app.add_url_rule(ROUTE, "loadmanager_figures", guard(loadmanager_figures))
 

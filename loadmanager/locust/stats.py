@@ -10,6 +10,7 @@ from datetime import datetime
 
 import attrs
 
+from ..errors import LocustError
 from ..metrics import (
     MAX_LIVE_FAILURES,
     EndpointKey,
@@ -28,6 +29,7 @@ __all__ = [
     "LocustRow",
     "LocustStats",
     "MasterFigures",
+    "MasterPoll",
     "SwarmResult",
     "WorkerInfo",
 ]
@@ -218,3 +220,19 @@ class MasterFigures:
         if key == self.aggregated.key:
             return self.aggregated
         return next((e for e in self.endpoints if e.key == key), None)
+
+
+@attrs.frozen
+class MasterPoll:
+    """One poll of a master: its statistics, and its plugin's histograms if it has one.
+
+    Attributes:
+        stats: What ``/stats/requests`` answers.
+        figures: The plugin's figures; ``None`` without the plugin, or when
+            its answer could not be read (then ``figures_error`` says why).
+        figures_error: Why a master with the plugin gave no figures this time.
+    """
+
+    stats: LocustStats
+    figures: MasterFigures | None = None
+    figures_error: LocustError | None = None

@@ -25,6 +25,7 @@ from ..locust.stats import (
     LocustExceptionRow,
     LocustStats,
     MasterFigures,
+    MasterPoll,
     SwarmResult,
 )
 from ..metrics import EndpointSummary
@@ -130,6 +131,19 @@ class FakeLocustMaster:
         return _wire.parse_figures(
             json.dumps(self.plugin_figures), f"{_URL}/loadmanager/v1/figures"
         )
+
+    def poll(self) -> MasterPoll:
+        """``stats()`` then ``figures()``, the two reads of a plugin-less or older master.
+
+        A plugin answer that cannot be read is carried in ``figures_error``,
+        as :meth:`LocustClient.poll <loadmanager.LocustClient.poll>` does.
+        """
+        stats = self.stats()
+        try:
+            figures = self.figures()
+        except LocustError as exc:
+            return MasterPoll(stats, figures_error=exc)
+        return MasterPoll(stats, figures)
 
     def __repr__(self) -> str:
         return f"FakeLocustMaster(state={self.state!r})"
