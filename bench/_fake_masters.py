@@ -44,19 +44,25 @@ def bodies(index: int) -> dict[str, bytes]:
 
 
 class GrowingFigures:
-    """The plugin's answer, each histogram bucket a few requests fuller each time."""
+    """The plugin's answer (its format 2), every histogram bucket a few requests
+    fuller each time."""
 
     def __init__(self, index: int) -> None:
-        self.doc = json.loads((DATA / "plugin_figures.json").read_text())
-        self.doc["stats"] = stats_answer(index)
+        doc = json.loads((DATA / "plugin_figures.json").read_text())  # captured in format 1
+        for row in [*doc["entries"], doc["total"]]:
+            counted = sorted((int(k), v) for k, v in row.pop("histogram").items())
+            row["buckets"] = [k for k, _ in counted]
+            row["counts"] = [v for _, v in counted]
+        doc["format"] = 2
+        doc["stats"] = stats_answer(index)
+        self.doc = doc
         self.step = 1 + index % 3
 
     def __call__(self) -> bytes:
         for row in [*self.doc["entries"], self.doc["total"]]:
-            buckets = row["histogram"]
-            for bucket in buckets:
-                buckets[bucket] += self.step
-            row["numRequests"] += self.step * len(buckets)
+            counts = row["counts"]
+            row["counts"] = [count + self.step for count in counts]
+            row["numRequests"] += self.step * len(counts)
         return json.dumps(self.doc).encode()
 
 

@@ -14,6 +14,8 @@ mappings and never change their arguments.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import compress, repeat
+from operator import sub
 
 from .metrics import Percentiles
 
@@ -54,6 +56,11 @@ def diff(later: Histogram, earlier: Histogram) -> dict[int, int]:
     Only buckets that changed are kept. A bucket that went down (the master's
     statistics were reset) counts from zero again.
     """
+    # Bucket by bucket in C (a poll diffs hundreds of buckets an endpoint);
+    # the loop below only when some bucket went down.
+    changes = list(map(sub, later.values(), map(earlier.get, later, repeat(0))))
+    if not changes or min(changes) >= 0:
+        return dict(compress(zip(later, changes, strict=True), changes))
     changed: dict[int, int] = {}
     for bucket, count in later.items():
         before = earlier.get(bucket, 0)

@@ -136,8 +136,13 @@ def failures_html(failures: tuple[Failure, ...], limit: int = 100, *, heading: b
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:
+    if type(value) is dict and set(map(type, value)) | set(map(type, value.values())) <= _INT:
+        return tuple(sorted(value.items()))  # already numbers: checked in C, not pair by pair
     items = value.items() if isinstance(value, dict) else value
     return tuple(sorted((int(k), int(v)) for k, v in items))
+
+
+_INT = frozenset({int})
 
 
 @attrs.frozen

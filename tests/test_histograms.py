@@ -18,6 +18,7 @@ from loadmanager import histograms as h
 from loadmanager.locust import _wire
 from loadmanager.locust.client import PLUGIN_ROUTE
 from loadmanager.locust.local import PLUGIN
+from loadmanager.metrics import HistogramDelta
 
 buckets = st.dictionaries(st.integers(0, 60_000), st.integers(1, 50), max_size=40)
 
@@ -44,6 +45,50 @@ def test_a_window_is_the_difference_of_two_cumulative_histograms(
 ) -> None:
     later = h.merge([before, window])
     assert h.diff(later, before) == {k: v for k, v in window.items() if v}
+
+
+counts = st.dictionaries(st.integers(0, 60_000), st.integers(0, 50), max_size=40)
+
+
+@given(st.dictionaries(st.integers(0, 300), st.tuples(st.integers(0, 9), st.integers(0, 9))))
+def test_diff_is_the_bucket_by_bucket_rule_resets_included(
+    pairs: dict[int, tuple[int, int]],
+) -> None:
+    """The C-level path and the reset path give what the rule says."""
+    later = {b: n for b, (n, _) in pairs.items() if b % 5}  # some buckets only earlier
+    earlier = {b: n for b, (_, n) in pairs.items() if b % 7}  # some only later
+    rule = {}
+    for bucket, count in later.items():
+        before = earlier.get(bucket, 0)
+        rule[bucket] = count - before if count >= before else count
+    assert h.diff(later, earlier) == {k: v for k, v in rule.items() if v}
+
+
+@given(counts)
+def test_a_delta_reads_numbers_and_their_text_alike(histogram: dict[int, int]) -> None:
+    as_numbers = HistogramDelta("GET /x", histogram)
+    as_text = HistogramDelta("GET /x", [(str(k), str(v)) for k, v in histogram.items()])
+    assert as_numbers == as_text
+    assert as_numbers.buckets == tuple(sorted(histogram.items()))
+
+
+@given(buckets)
+def test_both_plugin_formats_give_the_same_histogram(histogram: dict[int, int]) -> None:
+    row = {"method": "GET", "name": "/x", "numRequests": h.total(histogram), "numFailures": 0}
+    keyed = {**row, "histogram": {str(k): v for k, v in histogram.items()}}
+    ordered = sorted(histogram.items())
+    arrays = {**row, "buckets": [k for k, _ in ordered], "counts": [v for _, v in ordered]}
+    read = [
+        _wire.parse_figures(
+            json.dumps(
+                {"format": form, "entries": [entry], "total": {**entry, "name": "Aggregated"}}
+            ),
+            "http://m/loadmanager/v1/figures",
+        )
+        for form, entry in ((1, keyed), (2, arrays))
+    ]
+    assert read[0] == read[1]
+    assert read[1].endpoints[0].histogram == histogram
 
 
 def test_percentiles_follow_locusts_walk() -> None:
@@ -82,7 +127,7 @@ def test_the_plugin_stands_alone_and_agrees_with_the_client() -> None:
         for t in node.targets
         if isinstance(t, ast.Name) and t.id in ("ROUTE", "FORMAT")
     }
-    assert constants == {"ROUTE": PLUGIN_ROUTE, "FORMAT": 1}
+    assert constants == {"ROUTE": PLUGIN_ROUTE, "FORMAT": max(_wire.PLUGIN_FORMATS)}
     imported = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)
@@ -101,12 +146,27 @@ def test_the_plugin_stands_alone_and_agrees_with_the_client() -> None:
 @pytest.mark.parametrize(
     "doc",
     [
-        {"format": 2},
+        {"format": 3},
+        {"format": True},
         {"format": 1, "entries": {}, "total": {}},
         {"format": 1, "entries": [], "total": {"name": "Aggregated", "numRequests": 1,
                                                "numFailures": 0, "histogram": {"x": 1}}},
         {"format": 1, "entries": [], "total": {"name": "Aggregated", "numRequests": 1,
                                                "numFailures": 0, "histogram": {"5": -1}}},
+        *(
+            {"format": 2, "entries": [], "total": {"name": "Aggregated", "numRequests": 1,
+                                                   "numFailures": 0, **arrays}}
+            for arrays in (
+                {"buckets": [5, 6], "counts": [1]},  # lengths differ
+                {"buckets": [5], "counts": [True]},
+                {"buckets": ["5"], "counts": [1]},
+                {"buckets": [5.0], "counts": [1]},
+                {"buckets": [5], "counts": [-1]},
+                {"buckets": [-5], "counts": [1]},
+                {"buckets": [5, 5], "counts": [1, 2]},  # one bucket twice
+                {"buckets": {"5": 1}, "counts": [1]},
+            )
+        ),
     ],
 )  # fmt: skip
 def test_a_bad_plugin_answer_is_a_locust_response_error(doc: dict[str, object]) -> None:

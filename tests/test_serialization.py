@@ -8,8 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import loadmanager as lm
+from loadmanager._serialization import compact_json
 from loadmanager.testing import make_load_test, make_run, make_snapshot, make_summary
 from loadmanager.testing.seed import seed_load_test_body, seed_run_body
 
@@ -206,3 +209,24 @@ def test_an_unstructurer_leaves_out_the_fields_named_and_refuses_unknown_ones() 
     assert (again.endpoints, again.slot) == ((), None)
     with pytest.raises(ValueError, match="no field 'slots'"):
         converter.unstructurer(MetricSnapshot, omit=("slots",))
+
+
+_DOCS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)  # past 64 bits orjson refuses: the fallback writes them
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),  # lone surrogates included, which orjson refuses too
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_DOCS)
+def test_compact_json_reads_back_as_the_standard_librarys_text(doc: Any) -> None:
+    """SQLite stores snapshots' documents through it (orjson with the fast extra)."""
+    assert json.loads(compact_json(doc)) == json.loads(json.dumps(doc, separators=(",", ":")))

@@ -8,8 +8,9 @@ comma-separated ``-f``::
 
 It adds one route to the master's web UI, ``GET /loadmanager/v1/figures``,
 answering JSON with, per endpoint and aggregated, the cumulative response-time
-histogram in Locust's own rounded buckets (``{"12": 40, "110": 3}``: 40
-requests took 12 ms after rounding), the request and failure counts; the
+histogram in Locust's own rounded buckets (``"buckets": [12, 110], "counts":
+[40, 3]``: 40 requests took 12 ms after rounding), the request and failure
+counts; the
 errors table; each worker's state, users and CPU; the SHA-256 of every
 locustfile the master loaded (this file excluded); and under ``stats``, what
 ``GET /stats/requests`` answers at that moment, so a poll needs one request, not
@@ -24,7 +25,9 @@ from typing import Any
 
 from locust import events
 
-FORMAT = 1
+FORMAT = 2
+"""2: histograms as two arrays of numbers (1 had an object keyed by bucket text,
+which the reader turned back into numbers one bucket at a time)."""
 ROUTE = "/loadmanager/v1/figures"
 _HERE = os.path.abspath(__file__)
 
@@ -50,13 +53,15 @@ def _locustfiles(environment: Any) -> dict[str, str]:
 
 
 def _entry(entry: Any) -> dict[str, Any]:
+    counted = sorted((k, v) for k, v in entry.response_times.items() if v)
     return {
         "method": entry.method or "",
         "name": entry.name,
         "numRequests": entry.num_requests,
         "numFailures": entry.num_failures,
         "numNoneRequests": getattr(entry, "num_none_requests", 0),
-        "histogram": {str(k): v for k, v in sorted(entry.response_times.items()) if v},
+        "buckets": [k for k, _ in counted],
+        "counts": [v for _, v in counted],
     }
 
 

@@ -28,7 +28,7 @@ import tenacity
 
 from .._naming import camel
 from .._retries import with_retries
-from .._serialization import make_converter
+from .._serialization import compact_json, make_converter
 from ..clock import from_millis, to_millis
 from ..errors import (
     ActiveRunError,
@@ -959,7 +959,7 @@ class SqliteMetricsRepository(AddsOne):
                 s.current_p50,
                 s.current_p95,
                 s.slot,
-                json.dumps(_snapshot_doc(s), separators=(",", ":")),
+                compact_json(_snapshot_doc(s)),
             )
             for s in items
         ]
