@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import histograms as h
 from .locust.stats import MasterFigures
 from .metrics import HistogramDelta, MetricSnapshot
 
 __all__ = ["HistogramDeltas", "cumulative"]
+
+_ROUNDING = timedelta(milliseconds=1)
 
 
 def cumulative(snapshots: list[MetricSnapshot]) -> dict[str, dict[int, int]]:
@@ -67,9 +69,12 @@ class HistogramDeltas:
                 # Reading the whole history here made every skipped slot cost
                 # a read of the run so far: at 2,000 runs, the shed polls'
                 # gaps read more than the polls did, and monitoring collapsed.
-                # A slot's snapshots come after its start; one slot of margin
-                # for other replicas' clocks, and the slots tell the rest.
-                stored = self._read(run_id, slot_start(seen))
+                # A slot's snapshot is stamped no earlier than the slot's
+                # start (the slot is worked out from the stamp, and a late
+                # answer keeps an earlier slot): from the next slot's start,
+                # less a millisecond for rounding, skips this replica's own
+                # last snapshot, which it keeps already.
+                stored = self._read(run_id, slot_start(seen + 1) - _ROUNDING)
                 since = cumulative([s for s in stored if s.slot is not None and s.slot > seen])
                 previous = {k: h.merge((kept.get(k, {}), since.get(k, {}))) for k in kept | since}
         if previous is None:

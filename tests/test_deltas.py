@@ -20,6 +20,7 @@ from loadmanager.testing import make_load_test, make_run, make_snapshot
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 INTERVAL = timedelta(seconds=2)
+MS = timedelta(milliseconds=1)
 
 
 def slot_start(slot: int) -> datetime:
@@ -52,9 +53,10 @@ class Replica:
         self.reads.append(since)
         return self.storage.metrics.snapshots(run_id, start=since)
 
-    def poll(self, slot: int) -> None:
+    def poll(self, slot: int, into: timedelta = INTERVAL / 2) -> None:
+        """Poll at ``into`` the slot (a late answer keeps its slot: later still)."""
         changes = self.deltas.changes(self.run_id, slot, figures_at(slot), slot_start)
-        at = slot_start(slot) + INTERVAL / 2
+        at = slot_start(slot) + into
         snapshot = attrs.evolve(make_snapshot(self.run_id, at, slot=slot), histograms=changes)
         self.storage.metrics.add_many([snapshot])
 
@@ -93,7 +95,7 @@ def test_skipped_slots_read_since_the_last_poll_not_the_whole_run(
     replica = Replica(storage, run_id)
     for slot in (0, 1, 2, 6, 7, 11):
         replica.poll(slot)
-    assert replica.reads == [None, slot_start(2), slot_start(7)]
+    assert replica.reads == [None, slot_start(3) - MS, slot_start(8) - MS]
     assert stored_total(storage, run_id) == master_total(11)
 
 
@@ -105,10 +107,11 @@ def test_slots_another_replica_stored_meanwhile_are_counted_once(
     a, b = Replica(storage, run_id), Replica(storage, run_id)
     for slot in (0, 1, 2):
         a.poll(slot)
-    for slot in (3, 4, 5):  # B is new to the run: it reads everything A stored
+    b.poll(3, into=timedelta(0))  # B is new to the run: it reads everything A stored;
+    for slot in (4, 5):  # its first answer is stamped at the very start of slot 3
         b.poll(slot)
     a.poll(7)  # A skipped 3-6: B's changes for 3-5 are added to what A kept at 2
-    assert a.reads == [None, slot_start(2)]
+    assert a.reads == [None, slot_start(3) - MS]
     assert b.reads == [None]
     assert stored_total(storage, run_id) == master_total(7)
 
