@@ -19,6 +19,7 @@ import json
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
+from itertools import chain
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -220,6 +221,8 @@ class Converter:
         overrides: dict[str, Any] = {}
         for a in attrs.fields(cls):
             base = self._conv.get_structure_hook(a.type)
+            if _int_rows(a.type):
+                base = _int_rows_first(base, len(get_args(get_args(a.type)[0])))
             if a.converter is c.seconds_as_duration:
                 base = _seconds_first(base)
             hook = base if a.validator is None else _validated(base, a)
@@ -326,6 +329,33 @@ def _plain_rows(t: Any) -> bool:
         return False
     row = get_args(t)[0]
     return get_origin(row) is tuple and all(a in _PLAIN for a in get_args(row))
+
+
+def _int_rows(t: Any) -> bool:
+    """Whether ``t`` is ``tuple[tuple[int, ...], ...]`` of a fixed width (buckets)."""
+    return _plain_rows(t) and all(a is int for a in get_args(get_args(t)[0]))
+
+
+_ROWS = frozenset({list, tuple})
+_INT = frozenset({int})
+
+
+def _int_rows_first(base: Callable[[Any, Any], Any], width: int) -> Callable[[Any, Any], Any]:
+    """Rows of whole numbers (a stored histogram's buckets) checked a column at a
+    time in C; anything else goes through ``base``, which names what is wrong.
+    Through ``base`` each cell was a hook call: most of reading histograms back."""
+
+    def structure(value: Any, t: Any) -> Any:
+        if (
+            type(value) in _ROWS
+            and set(map(type, value)) <= _ROWS
+            and set(map(len, value)) <= {width}
+            and set(map(type, chain.from_iterable(value))) <= _INT
+        ):
+            return tuple(map(tuple, value))
+        return base(value, t)
+
+    return structure
 
 
 def _seconds_first(base: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import attrs
-
 from .clock import Clock
 from .criteria import evaluate, first_abort
 from .deltas import HistogramDeltas
@@ -389,7 +387,7 @@ class RunLifecycle:
             # over since: its polls cover this moment, so this answer goes.
             log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
             return run
-        snapshot = self._with_histograms(run, stats.to_snapshot(run.id, now, slot), polled)
+        snapshot = stats.to_snapshot(run.id, now, slot, self._histogram_changes(run, slot, polled))
         try:
             stored = self.held.store(snapshot)
         except NotFoundError:  # the run vanished (its test was deleted) between reads
@@ -415,21 +413,20 @@ class RunLifecycle:
             return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
         return run
 
-    def _with_histograms(
-        self, run: LoadTestRun, snapshot: MetricSnapshot, polled: MasterPoll
-    ) -> MetricSnapshot:
-        """The snapshot with the plugin's histogram changes, when the master has the plugin."""
+    def _histogram_changes(
+        self, run: LoadTestRun, slot: int, polled: MasterPoll
+    ) -> tuple[HistogramDelta, ...]:
+        """The plugin's histogram changes for the snapshot of ``slot``; none without it."""
         if polled.figures_error is not None:  # the live figures are in: keep them alone
             log.warning("run %s: the plugin's histograms could not be read: %s",
                         run.id, polled.figures_error)  # fmt: skip
             self.deltas.forget(run.id)
-            return snapshot
+            return ()
         if polled.figures is None:
-            return snapshot
-        changes = self.deltas.changes(
-            run.id, snapshot.slot, polled.figures, functools.partial(self.slot_start, run)
+            return ()
+        return self.deltas.changes(
+            run.id, slot, polled.figures, functools.partial(self.slot_start, run)
         )
-        return attrs.evolve(snapshot, histograms=changes)
 
     def _still_ours(self, run_id: str) -> bool:
         try:

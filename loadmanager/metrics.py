@@ -9,6 +9,7 @@ an average of percentiles is not a percentile.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import attrs
@@ -136,13 +137,22 @@ def failures_html(failures: tuple[Failure, ...], limit: int = 100, *, heading: b
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:
+    # Already numbers (the plugin's parse, a stored document's rows): checked
+    # in C a column at a time, not converted pair by pair.
     if type(value) is dict and set(map(type, value)) | set(map(type, value.values())) <= _INT:
-        return tuple(sorted(value.items()))  # already numbers: checked in C, not pair by pair
+        return tuple(sorted(value.items()))
+    if (
+        type(value) is tuple
+        and set(map(type, value)) <= _TUPLE
+        and set(map(len, value)) <= _PAIR
+        and set(map(type, chain.from_iterable(value))) <= _INT
+    ):
+        return tuple(sorted(value))
     items = value.items() if isinstance(value, dict) else value
     return tuple(sorted((int(k), int(v)) for k, v in items))
 
 
-_INT = frozenset({int})
+_INT, _TUPLE, _PAIR = frozenset({int}), frozenset({tuple}), frozenset({2})
 
 
 @attrs.frozen

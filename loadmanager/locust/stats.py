@@ -16,6 +16,7 @@ from ..metrics import (
     EndpointKey,
     EndpointStats,
     Failure,
+    HistogramDelta,
     MetricSnapshot,
     UserException,
     WorkerHealth,
@@ -148,8 +149,15 @@ class LocustStats:
         """The row of ``"METHOD name"``, or ``None``."""
         return next((r for r in self.endpoints if r.key == key), None)
 
-    def to_snapshot(self, run_id: str, at: datetime, slot: int | None = None) -> MetricSnapshot:
-        """These figures as a run's snapshot at ``at`` (in poll ``slot``)."""
+    def to_snapshot(
+        self,
+        run_id: str,
+        at: datetime,
+        slot: int | None = None,
+        histograms: tuple[HistogramDelta, ...] = (),
+    ) -> MetricSnapshot:
+        """These figures as a run's snapshot at ``at`` (in poll ``slot``), with
+        the plugin's ``histograms`` changes if there are any."""
         agg = self.aggregated
         return MetricSnapshot(
             load_test_run_id=run_id,
@@ -170,6 +178,7 @@ class LocustStats:
                 for e in sorted(self.errors, key=lambda e: -e.occurrences)[:MAX_LIVE_FAILURES]
             ),
             workers=tuple(w.to_health() for w in self.workers),
+            histograms=histograms,
         )
 
 
