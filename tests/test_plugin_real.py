@@ -51,6 +51,10 @@ def test_histogram_percentiles_equal_locusts_final_csv_for_every_endpoint(
             polled = client.poll()
             assert sent == ["/loadmanager/v1/figures"]  # the statistics came with it
             rows = client.stats_csv()
+            client.reset_stats()
+            fresh = client.poll()  # within Locust's 2 s cache of /stats/requests
+    assert fresh.stats.aggregated is not None
+    assert fresh.stats.aggregated.num_requests == 0  # of this moment, not the cache's
     figures = polled.figures
     counted = {e.key: e.num_requests for e in polled.stats.endpoints}
     assert counted == {r.key: r.num_requests for r in rows[:-1]}  # Locust's own statistics
