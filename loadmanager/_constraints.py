@@ -11,12 +11,37 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, TypeGuard
 
 import attrs
 
 from ._naming import camel
 from .errors import FieldError, ValidationError
+
+_WHOLE = frozenset({int})
+_ROWS = frozenset({list, tuple})
+
+
+def all_whole(*columns: Iterable[Any]) -> bool:
+    """Whether every value of ``columns`` is an ``int`` (not a bool: a count is
+    no flag), tested a column at a time in C, not value by value in Python:
+    histograms hold hundreds of buckets."""
+    return all(set(map(type, column)) <= _WHOLE for column in columns)
+
+
+def whole_rows(value: Any, width: int) -> tuple[tuple[int, ...], ...] | None:
+    """``value`` as tuples when it is rows (lists or tuples) of ``width`` whole
+    numbers, tested as :func:`all_whole` does; ``None`` when it is anything else."""
+    if (
+        type(value) in _ROWS
+        and set(map(type, value)) <= _ROWS
+        and set(map(len, value)) <= {width}
+        and all_whole(chain.from_iterable(value))
+    ):
+        return tuple(map(tuple, value))
+    return None
+
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 

@@ -19,7 +19,6 @@ import json
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
-from itertools import chain
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -336,24 +335,14 @@ def _int_rows(t: Any) -> bool:
     return _plain_rows(t) and all(a is int for a in get_args(get_args(t)[0]))
 
 
-_ROWS = frozenset({list, tuple})
-_INT = frozenset({int})
-
-
 def _int_rows_first(base: Callable[[Any, Any], Any], width: int) -> Callable[[Any, Any], Any]:
     """Rows of whole numbers (a stored histogram's buckets) checked a column at a
     time in C; anything else goes through ``base``, which names what is wrong.
     Through ``base`` each cell was a hook call: most of reading histograms back."""
 
     def structure(value: Any, t: Any) -> Any:
-        if (
-            type(value) in _ROWS
-            and set(map(type, value)) <= _ROWS
-            and set(map(len, value)) <= {width}
-            and set(map(type, chain.from_iterable(value))) <= _INT
-        ):
-            return tuple(map(tuple, value))
-        return base(value, t)
+        rows = c.whole_rows(value, width)
+        return rows if rows is not None else base(value, t)
 
     return structure
 

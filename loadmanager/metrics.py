@@ -9,7 +9,6 @@ an average of percentiles is not a percentile.
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import chain
 from typing import Any
 
 import attrs
@@ -137,22 +136,15 @@ def failures_html(failures: tuple[Failure, ...], limit: int = 100, *, heading: b
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:
-    # Already numbers (the plugin's parse, a stored document's rows): checked
-    # in C a column at a time, not converted pair by pair.
-    if type(value) is dict and set(map(type, value)) | set(map(type, value.values())) <= _INT:
+    # Already numbers (the plugin's parse, a stored document's rows): tested
+    # a column at a time, not converted pair by pair.
+    if type(value) is dict and c.all_whole(value, value.values()):
         return tuple(sorted(value.items()))
-    if (
-        type(value) is tuple
-        and set(map(type, value)) <= _TUPLE
-        and set(map(len, value)) <= _PAIR
-        and set(map(type, chain.from_iterable(value))) <= _INT
-    ):
-        return tuple(sorted(value))
+    rows = c.whole_rows(value, 2)
+    if rows is not None:
+        return tuple(sorted(rows))  # type: ignore[arg-type]  # width 2: pairs
     items = value.items() if isinstance(value, dict) else value
     return tuple(sorted((int(k), int(v)) for k, v in items))
-
-
-_INT, _TUPLE, _PAIR = frozenset({int}), frozenset({tuple}), frozenset({2})
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .._constraints import is_finite_number, is_whole
+from .._constraints import all_whole, is_finite_number, is_whole
 from ..errors import LocustRejectedError, LocustResponseError
 from ..metrics import EndpointSummary, Percentiles
 from ..status import MasterState
@@ -241,16 +241,12 @@ def _arrays(doc: Mapping[str, Any]) -> dict[int, int]:
     buckets, counts = doc.get("buckets", []), doc.get("counts", [])
     if type(buckets) is not list or type(counts) is not list or len(buckets) != len(counts):
         raise _Bad("'buckets' and 'counts' should be lists of one length")
-    # type() is int, not isinstance: True is no count.
-    if not set(map(type, buckets)) | set(map(type, counts)) <= _INT:
+    if not all_whole(buckets, counts):
         raise _Bad("histogram buckets and counts should be whole numbers")
     histogram = dict(zip(buckets, counts, strict=True))
     if len(histogram) != len(buckets) or (buckets and min(min(buckets), min(counts)) < 0):
         raise _Bad("histogram buckets should be distinct, and none below zero")
     return histogram
-
-
-_INT = frozenset({int})
 
 
 def _keyed(doc: Mapping[str, Any]) -> dict[int, int]:
