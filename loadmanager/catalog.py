@@ -7,7 +7,7 @@ NotFoundError, exactly like missing ones, so their existence is never revealed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta
 
 from . import _constraints as c
@@ -17,6 +17,7 @@ from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
 from .histograms import as_percentiles, merge, percentile
 from .metrics import (
+    AGGREGATED,
     EndpointStats,
     EndpointSummary,
     Failure,
@@ -193,13 +194,23 @@ class Catalog:
         request fell in the window.
         """
         run = self.get_run(run_id, tenants=tenants)
-        key = endpoint or "Aggregated"
         if start is None and end is None and run.summary and run.summary.histograms:
             # The whole of an ended run: the final histograms, which include the
             # workers' last reports that came after the last snapshot.
-            return as_percentiles(run.summary.histogram(key) or {})
-        snapshots = self.storage.metrics.snapshots(run_id, start=start, end=end)
-        return as_percentiles(merge(s.histogram(key) or {} for s in snapshots))
+            return as_percentiles(run.summary.histogram(endpoint or AGGREGATED) or {})
+        return as_percentiles(merge(self._changes(run_id, endpoint, start, end)))
+
+    def _changes(
+        self,
+        run_id: str,
+        endpoint: str | None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Iterator[dict[int, int]]:
+        changes = self.storage.metrics.histogram_changes(
+            run_id, endpoint=endpoint, start=start, end=end
+        )
+        return (change for _, change in changes)
 
     def percentile_series(
         self,
@@ -220,21 +231,19 @@ class Catalog:
         """
         self.get_run(run_id, tenants=tenants)
         since = None if start is None else start - timedelta(seconds=window)
-        snapshots = [
-            s for s in self.storage.metrics.snapshots(run_id, start=since, end=end) if s.histograms
-        ]
-        span, key = timedelta(seconds=window), endpoint or "Aggregated"
+        changes = self.storage.metrics.histogram_changes(
+            run_id, endpoint=endpoint, start=since, end=end
+        )
+        span = timedelta(seconds=window)
         points: list[tuple[datetime, float | None]] = []
-        for i, snap in enumerate(snapshots):
-            if start is not None and snap.timestamp < start:
+        first = 0  # the oldest change inside the window: it only moves forward
+        for i, (at, _) in enumerate(changes):
+            while first <= i and at - changes[first][0] >= span:
+                first += 1
+            if start is not None and at < start:
                 continue
-            inside = []
-            for earlier in reversed(snapshots[: i + 1]):
-                if snap.timestamp - earlier.timestamp >= span:
-                    break
-                inside.append(earlier.histogram(key) or {})
-            value = percentile(merge(inside), fraction)
-            points.append((snap.timestamp, None if value is None else float(value)))
+            value = percentile(merge(change for _, change in changes[first : i + 1]), fraction)
+            points.append((at, None if value is None else float(value)))
         return points
 
     def merged_percentiles(
@@ -245,15 +254,13 @@ class Catalog:
         Never an average of percentiles. ``None`` when none of the runs has
         histograms.
         """
-        key, histograms = endpoint or "Aggregated", []
+        histograms: list[dict[int, int]] = []
         for run_id in run_ids:
             run = self.get_run(run_id, tenants=tenants)
             if run.summary is not None and run.summary.histograms:
-                histograms.append(run.summary.histogram(key) or {})
+                histograms.append(run.summary.histogram(endpoint or AGGREGATED) or {})
             else:  # still running: what its snapshots have so far
-                histograms += [
-                    s.histogram(key) or {} for s in self.storage.metrics.snapshots(run_id)
-                ]
+                histograms += self._changes(run_id, endpoint)
         return as_percentiles(merge(histograms))
 
     def unmonitored_runs(self, *, tenants: Tenants = None) -> list[LoadTestRun]:

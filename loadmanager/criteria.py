@@ -24,7 +24,7 @@ import attrs
 
 from .grammar import render
 from .histograms import merge, percentile
-from .metrics import EndpointSummary, MetricSnapshot, RunSummary
+from .metrics import AGGREGATED, EndpointSummary, MetricSnapshot, RunSummary
 from .models import Baseline, BaselineFigure, Threshold
 from .verdicts import CriterionResult, Outcome, Verdict
 
@@ -126,7 +126,7 @@ def _exact(
     fraction = _FRACTIONS.get(t.metric)
     if fraction is None or not snapshots[i].histograms:
         return False
-    key = t.scope or "Aggregated"
+    key = t.scope or AGGREGATED
     end = snapshots[i].timestamp
     inside = []
     for s in reversed(snapshots[: i + 1]):  # in time order: stop at the window's start

@@ -18,6 +18,7 @@ from . import _html
 from .status import MasterState
 
 __all__ = [
+    "AGGREGATED",
     "EndpointKey",
     "EndpointStats",
     "EndpointSummary",
@@ -33,6 +34,9 @@ __all__ = [
     "exceptions_html",
     "failures_html",
 ]
+
+AGGREGATED = "Aggregated"
+"""The key of the row, histogram and figures of every request together (Locust's name)."""
 
 SATURATED_CPU = 90.0
 """A worker's CPU % from which its figures are not trusted (Locust warns at 90 %)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ast
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import loadmanager as lm
@@ -19,6 +20,7 @@ from loadmanager.locust import _wire
 from loadmanager.locust.client import PLUGIN_ROUTE
 from loadmanager.locust.local import PLUGIN
 from loadmanager.metrics import HistogramDelta
+from loadmanager.testing import make_load_test, make_run, make_snapshot
 
 buckets = st.dictionaries(st.integers(0, 60_000), st.integers(1, 50), max_size=40)
 
@@ -185,3 +187,81 @@ def test_the_plugin_stands_alone_and_agrees_with_the_client() -> None:
 def test_a_bad_plugin_answer_is_a_locust_response_error(doc: dict[str, object]) -> None:
     with pytest.raises(lm.LocustResponseError):
         _wire.parse_figures(json.dumps(doc), "http://m/loadmanager/v1/figures")
+
+
+# -- the Catalog's window queries ------------------------------------------------
+
+
+def _brute_percentile_series(
+    snapshots: list[lm.MetricSnapshot],
+    key: str,
+    fraction: float,
+    window: float,
+    start: datetime | None,
+) -> list[tuple[datetime, float | None]]:
+    """The definition: at each snapshot with histograms, the percentile of those of
+    the last ``window`` seconds, looked up snapshot by snapshot."""
+    kept = [s for s in snapshots if s.histograms]
+    points = []
+    for i, snap in enumerate(kept):
+        if start is not None and snap.timestamp < start:
+            continue
+        inside = [  # this snapshot and those stored before it
+            e.histogram(key) or {}
+            for e in kept[: i + 1]
+            if (snap.timestamp - e.timestamp).total_seconds() < window
+        ]
+        value = h.percentile(h.merge(inside), fraction)
+        points.append((snap.timestamp, None if value is None else float(value)))
+    return points
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),  # seconds; equal times and gaps both occur
+            st.booleans(),  # with histograms or without (a master without the plugin)
+            st.dictionaries(st.sampled_from(["Aggregated", "GET /a"]), buckets, max_size=2),
+        ),
+        max_size=25,
+    ),
+    st.sampled_from([None, "GET /a"]),
+    st.sampled_from([0.5, 0.95, 1.0]),
+    st.sampled_from([0.0, 1.0, 2.0, 10.0, 100.0]),
+    st.sampled_from([None, 5, 20]),
+    st.sampled_from([None, 30]),
+)
+def test_percentile_series_and_window_percentiles_follow_their_definitions(
+    rows: list[tuple[int, bool, dict[str, dict[int, int]]]],
+    endpoint: str | None,
+    fraction: float,
+    window: float,
+    start_s: int | None,
+    end_s: int | None,
+) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with lm.connect("memory://") as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.FINISHED))
+        storage.metrics.add_many(
+            make_snapshot(
+                run.id,
+                t0 + timedelta(seconds=second),
+                histograms=tuple(HistogramDelta(k, v) for k, v in changes.items()) if has else (),
+            )
+            for second, has, changes in rows
+        )
+        start = None if start_s is None else t0 + timedelta(seconds=start_s)
+        end = None if end_s is None else t0 + timedelta(seconds=end_s)
+        orch = lm.Orchestrator(storage, lm.ClusterRegistry({}), monitor=False)
+        key = endpoint or "Aggregated"
+        stored = storage.metrics.snapshots(run.id, end=end)
+        got = orch.percentile_series(
+            run.id, endpoint=endpoint, fraction=fraction, window=window, start=start, end=end
+        )
+        assert got == _brute_percentile_series(stored, key, fraction, window, start)
+        in_window = [s for s in stored if start is None or s.timestamp >= start]
+        assert orch.percentiles(run.id, endpoint=endpoint, start=start, end=end) == (
+            h.as_percentiles(h.merge(s.histogram(key) or {} for s in in_window))
+        )

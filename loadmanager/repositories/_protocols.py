@@ -190,6 +190,27 @@ class MetricsRepository(Protocol):
         """
         ...
 
+    def histogram_changes(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, dict[int, int]]]:
+        """One endpoint's histogram changes, snapshot by snapshot, oldest first.
+
+        For each of the run's snapshots with ``start <= timestamp < end`` that
+        carries histogram changes (loadmanager's Locust plugin): its timestamp
+        and the change of ``endpoint`` (``"GET /items"``; every request by
+        default), ``{bucket_ms: requests}``, empty when none of its requests
+        ended in that interval. Snapshots without any (a master without the
+        plugin) are left out. The same as :meth:`snapshots` and
+        :meth:`MetricSnapshot.histogram`, without reading the rest of each
+        snapshot: exact percentiles over long windows read this.
+        """
+        ...
+
     def count(self, run_id: str) -> int:
         """How many snapshots a run has."""
         ...

@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
-from ..metrics import MetricSnapshot, SeriesBucket
+from ..metrics import AGGREGATED, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._columns import SeriesColumns, bucketed, cells_bucketed
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
@@ -305,6 +305,22 @@ class MemoryMetricsRepository(AddsOne):
         if window.level_ms:
             return cells_bucketed(window, cells)
         return bucketed(window, columns, limit)
+
+    @checked
+    def histogram_changes(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, dict[int, int]]]:
+        key = endpoint or AGGREGATED
+        return [
+            (s.timestamp, s.histogram(key) or {})
+            for s in self.snapshots(run_id, start=start, end=end)
+            if s.histograms
+        ]
 
     @checked
     def count(self, run_id: str) -> int:

@@ -57,7 +57,7 @@ from ..errors import (
 )
 from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
-from ..metrics import MetricSnapshot, SeriesBucket
+from ..metrics import AGGREGATED, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._rollups import WHOLE_RUN, endpoint_scope, scoped_figures
@@ -862,6 +862,30 @@ class MongoMetricsRepository(AddsOne):
             found = self._col.aggregate(pipeline)
             rows = [(int(d["_id"]), d["samples"], _figures(d)) for d in found]
         return assemble(window, rows)
+
+    @checked
+    def histogram_changes(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, dict[int, int]]]:
+        key = endpoint or AGGREGATED
+        found = []
+        with _mapped("reading histogram changes"):
+            # Only the histograms cross the wire, and are picked out here: a
+            # filter in the query would ask more of the server than find().
+            cursor = self._col.find(
+                self._match(run_id, start, end), {"_id": 0, "tsMs": 1, "histograms": 1}
+            ).sort([("tsMs", 1), ("_id", 1)])
+            for doc in cursor:
+                changes = doc.get("histograms")
+                if changes:
+                    buckets = next((h["buckets"] for h in changes if h["key"] == key), ())
+                    found.append((from_millis(doc["tsMs"]), dict(buckets)))
+        return found
 
     @checked
     def count(self, run_id: str) -> int:

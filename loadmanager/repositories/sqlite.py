@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
-from ..metrics import MetricSnapshot, SeriesBucket
+from ..metrics import AGGREGATED, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._rollups import WHOLE_RUN, endpoint_scope
@@ -1144,6 +1144,24 @@ class SqliteMetricsRepository(AddsOne):
         return sql, params
 
     @checked
+    def histogram_changes(
+        self,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, dict[int, int]]]:
+        # SQLite's JSON functions pick the one change out of each document in
+        # C: structuring whole snapshots to read it cost 0.4 ms a snapshot.
+        sql, params = self._range(_HISTOGRAM_CHANGE, run_id, start, end)
+        sql += " AND json_array_length(doc, '$.histograms') > 0 ORDER BY ts_ms, id"
+        params.insert(0, endpoint or AGGREGATED)
+        rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        loads = json.loads
+        return [(from_millis(ts), dict(loads(buckets)) if buckets else {}) for ts, buckets in rows]
+
+    @checked
     def count(self, run_id: str) -> int:
         row = self._db.run(
             lambda conn: conn.execute(
@@ -1158,6 +1176,13 @@ _COLUMN_KEYS = tuple(camel(f) for f in _COLUMN_FIELDS)
 _snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=(*_COLUMN_FIELDS, "endpoints"))
 _endpoint_row = operator.attrgetter(*_ENDPOINT_COLUMNS)
 _ENDPOINT_KEYS = tuple(camel(c) for c in _ENDPOINT_COLUMNS)
+
+
+_HISTOGRAM_CHANGE = (
+    "SELECT ts_ms, (SELECT json_extract(h.value, '$.buckets')"
+    " FROM json_each(doc, '$.histograms') h WHERE json_extract(h.value, '$.key') = ?)"
+)
+"""A snapshot's time and the buckets of one key's histogram change (NULL if it has none)."""
 
 
 def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:

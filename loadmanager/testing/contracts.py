@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
-from ..metrics import EndpointStats, MetricSnapshot, SeriesBucket
+from ..metrics import AGGREGATED, EndpointStats, HistogramDelta, MetricSnapshot, SeriesBucket
 from ..models import LoadTest
 from ..repositories import MonitorClaim, Storage
 from ..repositories._series import python_series, snapshot_values, window_for
@@ -563,6 +563,59 @@ class MetricsContract:
                 extremes_rel_tol=self.extremes_rel_tol,
             )
 
+    def test_histogram_changes_of_one_key(self, storage: Storage, runs: None) -> None:
+        def at(second: float, *changes: HistogramDelta) -> MetricSnapshot:
+            return make_snapshot("r", _at(second), histograms=changes)
+
+        storage.metrics.add_many([
+            at(0, HistogramDelta("GET /a", {5: 1}), HistogramDelta("GET /ab", {7: 2})),
+            at(1),  # a master without the plugin: left out
+            at(2, HistogramDelta(AGGREGATED, {9: 3, 250: 1}), HistogramDelta("GET /ab", {8: 1})),
+            at(3, HistogramDelta("GET /a", {5: 4})),
+        ])  # fmt: skip
+        changes = storage.metrics.histogram_changes
+        assert changes("r", endpoint="GET /ab") == [
+            (_at(0), {7: 2}),
+            (_at(2), {8: 1}),
+            (_at(3), {}),
+        ]
+        assert changes("r") == [(_at(0), {}), (_at(2), {9: 3, 250: 1}), (_at(3), {})]
+        assert changes("r", endpoint="GET /a", start=_at(1), end=_at(3)) == [(_at(2), {})]
+        assert changes("r", endpoint="GET /") == [(_at(0), {}), (_at(2), {}), (_at(3), {})]
+        assert changes("run1") == []
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=st.data())
+    def test_histogram_changes_are_those_of_the_stored_snapshots(
+        self, storage: Storage, data: st.DataObject
+    ) -> None:
+        """Read on their own, one key's changes are what whole snapshots hold, in order,
+        leaving out the snapshots without any; whatever the keys' text."""
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        keys = [AGGREGATED, "GET /a", 'POST /"b"\\', *data.draw(_odd_keys, label="keys")]
+        storage.metrics.add_many(
+            data.draw(st.lists(_histogram_snapshots(run.id, keys), max_size=20), label="snaps")
+        )
+        endpoint = data.draw(st.sampled_from([None, *keys, "GET /nowhere"]), label="endpoint")
+        start = data.draw(st.sampled_from([None, _at(3)]), label="start")
+        end = data.draw(st.sampled_from([None, _at(6)]), label="end")
+        got = storage.metrics.histogram_changes(run.id, endpoint=endpoint, start=start, end=end)
+        key = endpoint or AGGREGATED
+        assert got == [
+            (s.timestamp, s.histogram(key))
+            for s in storage.metrics.snapshots(run.id, start=start, end=end)
+            if s.histograms
+        ]
+
     def test_a_wide_series_stays_exact_as_a_run_grows(self, storage: Storage) -> None:
         """Rolled-up cells are extended as snapshots arrive, the last one partial."""
         test = storage.load_tests.add(make_load_test())
@@ -865,6 +918,31 @@ def _series_snapshots(run_id: str) -> st.SearchStrategy[MetricSnapshot]:
         st.none() | figure,
         st.lists(st.one_of(row, other), max_size=2, unique_by=lambda r: r.method),
     )  # fmt: skip
+
+
+_odd_keys = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(
+        lambda k: k.strip() == k
+    ),
+    max_size=3,
+)
+"""Endpoint keys in any script, quotes, backslashes and JSON-path syntax included."""
+
+
+def _histogram_snapshots(run_id: str, keys: list[str]) -> st.SearchStrategy[MetricSnapshot]:
+    change = st.dictionaries(st.integers(0, 10**6), st.integers(0, 10**9), max_size=6)
+    changes = st.lists(
+        st.builds(HistogramDelta, st.sampled_from(keys), change),
+        max_size=4,
+        unique_by=lambda h: h.key,
+    )  # a master without the plugin: none at all
+    return st.builds(
+        lambda tenths, histograms: make_snapshot(
+            run_id, _at(tenths / 10), histograms=tuple(histograms)
+        ),
+        st.integers(0, 100),
+        changes,
+    )
 
 
 def _brute_series(
