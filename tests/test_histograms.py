@@ -74,6 +74,31 @@ def test_a_delta_reads_numbers_and_their_text_alike(histogram: dict[int, int]) -
     assert as_numbers.buckets == tuple(sorted(histogram.items()))
 
 
+@given(counts, st.integers(-(2**64), -1), st.booleans(), st.sampled_from(["dict", "rows", "text"]))
+def test_a_delta_refuses_a_negative_bucket_or_count(
+    histogram: dict[int, int], negative: int, as_count: bool, form: str
+) -> None:
+    """Deltas count requests that ended; none is ever below zero, nor a response time."""
+    bad = {**histogram, 7: negative} if as_count else {**histogram, negative: 1}
+    value: object = bad
+    if form != "dict":
+        value = [(str(k), str(v)) if form == "text" else (k, v) for k, v in bad.items()]
+    with pytest.raises(lm.ValidationError) as caught:
+        HistogramDelta("GET /x", value)
+    assert [e.path for e in caught.value.errors] == ["buckets"]
+
+
+@given(counts, counts)
+def test_the_lifecycles_unchecked_delta_is_the_checked_one(
+    later: dict[int, int], earlier: dict[int, int]
+) -> None:
+    """What the lifecycle makes without checking equals what the checks give."""
+    change = h.diff(h.merge([later, earlier]), later)
+    assert HistogramDelta._unchecked("GET /x", change) == HistogramDelta("GET /x", change)
+    reset = h.diff(earlier, h.merge([later, earlier, {1: 1}]))  # statistics reset between
+    assert HistogramDelta._unchecked("GET /x", reset) == HistogramDelta("GET /x", reset)
+
+
 @given(counts, st.sampled_from(["list", "tuple"]))
 def test_a_delta_read_back_from_its_document_is_the_same_delta(
     histogram: dict[int, int], rows: str
