@@ -15,7 +15,7 @@ from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
 from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
-from .histograms import as_percentiles, merge, percentile
+from .histograms import accumulate, as_percentiles, merge, percentile
 from .metrics import (
     AGGREGATED,
     EndpointStats,
@@ -236,13 +236,18 @@ class Catalog:
         )
         span = timedelta(seconds=window)
         points: list[tuple[datetime, float | None]] = []
+        # The window's histogram is kept as changes enter and leave it: merging
+        # each window afresh cost its length again at every point.
+        inside: dict[int, int] = {}
         first = 0  # the oldest change inside the window: it only moves forward
-        for i, (at, _) in enumerate(changes):
+        for i, (at, change) in enumerate(changes):
+            accumulate(inside, change)
             while first <= i and at - changes[first][0] >= span:
+                accumulate(inside, changes[first][1], -1)
                 first += 1
             if start is not None and at < start:
                 continue
-            value = percentile(merge(change for _, change in changes[first : i + 1]), fraction)
+            value = percentile(inside, fraction)
             points.append((at, None if value is None else float(value)))
         return points
 

@@ -21,6 +21,7 @@ from .metrics import Percentiles
 
 __all__ = [
     "PERCENTILES",
+    "accumulate",
     "as_percentiles",
     "diff",
     "merge",
@@ -48,6 +49,21 @@ def merge(histograms: Iterable[Histogram]) -> dict[int, int]:
             if count:
                 merged[bucket] = merged.get(bucket, 0) + count
     return merged
+
+
+def accumulate(into: dict[int, int], histogram: Histogram, sign: int = 1) -> None:
+    """Add ``histogram`` to ``into`` in place, or take it away with ``sign=-1``.
+
+    Buckets that come to zero are dropped, so ``into`` is what :func:`merge`
+    of what was added and not taken away returns: a window sliding over a
+    series of changes costs each change twice, not once per window.
+    """
+    for bucket, count in histogram.items():
+        left = into.get(bucket, 0) + sign * count
+        if left:
+            into[bucket] = left
+        else:
+            into.pop(bucket, None)
 
 
 def diff(later: Histogram, earlier: Histogram) -> dict[int, int]:

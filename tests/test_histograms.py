@@ -49,6 +49,21 @@ def test_a_window_is_the_difference_of_two_cumulative_histograms(
     assert h.diff(later, before) == {k: v for k, v in window.items() if v}
 
 
+@given(st.lists(st.tuples(buckets, st.booleans()), max_size=12))
+def test_a_sliding_window_holds_the_merge_of_what_is_inside(
+    changes: list[tuple[dict[int, int], bool]],
+) -> None:
+    """Changes added, then some taken away again: exactly the merge of the rest,
+    with no bucket left at zero (a zero bucket is a wrong p100)."""
+    inside: dict[int, int] = {}
+    for change, _ in changes:
+        h.accumulate(inside, change)
+    for change, leaves in changes:
+        if leaves:
+            h.accumulate(inside, change, -1)
+    assert inside == h.merge(change for change, leaves in changes if not leaves)
+
+
 counts = st.dictionaries(st.integers(0, 60_000), st.integers(0, 50), max_size=40)
 
 
