@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import loadmanager as lm
-from loadmanager.criteria import evaluate, first_abort, live_figure
+from loadmanager import histograms as h
+from loadmanager.criteria import (
+    _OPS,
+    LIVE_WINDOW,
+    Breach,
+    _judge_window,
+    evaluate,
+    first_abort,
+    live_figure,
+)
 from loadmanager.grammar import parse
-from loadmanager.metrics import EndpointStats
+from loadmanager.metrics import EndpointStats, HistogramDelta
+from loadmanager.models import Threshold
 from loadmanager.testing import make_snapshot, make_summary
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -129,3 +142,154 @@ def test_first_abort_only_considers_abort_criteria() -> None:
     assert breach is not None
     assert breach.at == T0 + timedelta(seconds=3)
     assert first_abort([parse("p95 < baseline * 1 for 1s, abort")], snaps(*rates)) is None
+
+
+# -- windows over long runs: the sliding window against the definition ---------
+
+
+def _defined_exact(
+    snapshots: list[lm.MetricSnapshot], i: int, t: Threshold, span: timedelta
+) -> float | bool | None:
+    """The window's percentile looked up from snapshot ``i`` backwards, as defined."""
+    fraction = {"p50": 0.5, "median": 0.5, "p95": 0.95}.get(t.metric)
+    if fraction is None or not snapshots[i].histograms:
+        return False
+    key = t.scope or "Aggregated"
+    inside = []
+    for s in reversed(snapshots[: i + 1]):
+        if snapshots[i].timestamp - s.timestamp >= span:
+            break
+        inside.append(s.histogram(key) or {})
+    value = h.percentile(h.merge(inside), fraction)
+    return None if value is None else float(value)
+
+
+def _defined_window(
+    t: Threshold, limit: float, snapshots: list[lm.MetricSnapshot]
+) -> tuple[Breach | None, float | None, bool]:
+    """What _judge_window answers, each window looked up on its own (quadratic)."""
+    assert t.window is not None
+    window, holds = timedelta(seconds=t.window), _OPS[t.op]
+    filled, last = False, None
+    if t.window_mode == "for":
+        streak_start = None
+        for i, snap in enumerate(snapshots):
+            exact = _defined_exact(snapshots, i, t, LIVE_WINDOW)
+            figure = live_figure(snap, t) if exact is False else exact
+            if figure is None:
+                continue
+            last = figure
+            if holds(figure, limit):
+                streak_start = None
+                continue
+            streak_start = streak_start or snap.timestamp
+            filled = True
+            if snap.timestamp - streak_start >= window:
+                return Breach(t, figure, snap.timestamp), figure, True
+        return None, last, filled or bool(snapshots)
+    for i, snap in enumerate(snapshots):
+        if snap.timestamp - snapshots[0].timestamp < window:
+            continue
+        filled = True
+        exact = _defined_exact(snapshots, i, t, window)
+        if exact is not False:
+            if exact is None:
+                continue
+            last = exact
+            if not holds(exact, limit):
+                return Breach(t, exact, snap.timestamp), exact, True
+            continue
+        recent = [
+            f
+            for s in snapshots[: i + 1]
+            if snap.timestamp - s.timestamp < window and (f := live_figure(s, t)) is not None
+        ]
+        if recent:
+            last = sum(recent) / len(recent)
+            if not holds(last, limit):
+                return Breach(t, last, snap.timestamp), last, True
+    return None, last, filled
+
+
+_latencies = st.dictionaries(st.sampled_from([10, 20, 30, 60, 90]), st.integers(1, 9), max_size=3)
+
+
+@st.composite
+def _judged_runs(draw: st.DrawFn) -> list[lm.MetricSnapshot]:
+    at, snapshots = 0, []
+    for _ in range(draw(st.integers(0, 30))):
+        at += draw(st.sampled_from([0, 1, 2, 2, 2, 5]))  # equal times and gaps too
+        rps = draw(st.sampled_from([0.0, 40.0, 100.0]))
+        p95 = draw(st.none() | st.sampled_from([20.0, 60.0]))
+        changes = draw(st.dictionaries(st.sampled_from(["Aggregated", "GET /a"]), _latencies))
+        with_histograms = draw(st.booleans())
+        snapshots.append(
+            make_snapshot(
+                "r",
+                T0 + timedelta(seconds=at),
+                current_rps=rps,
+                current_fail_per_sec=rps / 10,
+                current_p95=p95,
+                endpoints=(EndpointStats("GET", "/a", 10, 0, rps, 0.0, p95_response_time=p95),),
+                histograms=tuple(HistogramDelta(k, v) for k, v in changes.items())
+                if with_histograms
+                else (),
+            )
+        )
+    return snapshots
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _judged_runs(),
+    st.sampled_from([
+        "rps > 50 over 4s", "p95 < 50ms over 6s", "p95 < 50ms for 4s", "p50 < 25ms for 2s",
+        "GET /a: p95 < 50ms over 6s", "GET /a: p95 < 50ms for 4s", "error_rate < 0.2 over 4s",
+        "p95 < 50ms over 30s",
+    ]),
+)  # fmt: skip
+def test_windows_slide_to_what_each_window_looked_up_alone_gives(
+    snapshots: list[lm.MetricSnapshot], text: str
+) -> None:
+    """Judging a run moves each window along (linear in the run); the figures,
+    breaches and fills are those of every window looked up on its own."""
+    t = parse(text)
+    assert t.value is not None
+    assert _judge_window(t, t.value, snapshots) == _defined_window(t, t.value, snapshots)
+
+
+class _CountedRun(list[lm.MetricSnapshot]):
+    """A run's snapshots that count how many are read by index or slice."""
+
+    read = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        got = super().__getitem__(index)
+        self.read += len(got) if isinstance(index, slice) else 1
+        return got
+
+
+@pytest.mark.parametrize("plugin", [False, True])
+def test_a_long_runs_windows_cost_each_snapshot_a_window_not_the_run(
+    plugin: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each window used to be looked up from the first snapshot on: a verdict
+    on 24 hours (43,200 snapshots) with an `over` criterion took about a minute.
+    Counted, not timed: each snapshot reads at most a window's worth."""
+    histogram, changes = lm.MetricSnapshot.histogram, [0]
+
+    def counted_histogram(snapshot: lm.MetricSnapshot, key: str) -> dict[int, int] | None:
+        changes[0] += 1
+        return histogram(snapshot, key)
+
+    monkeypatch.setattr(lm.MetricSnapshot, "histogram", counted_histogram)
+    n, change = 2_000, (HistogramDelta("Aggregated", {10: 5}),)
+    for text in ("rps > 5 over 30s", "p95 < 300ms over 30s", "p95 < 300ms for 10s"):
+        run = _CountedRun(
+            make_snapshot("r", T0 + timedelta(seconds=2 * i), histograms=change if plugin else ())
+            for i in range(n)
+        )
+        assert judge(text, run).outcome is Outcome.PASSED, text
+        # a window (16 snapshots) and a few lookups each; quadratic: about 2 million
+        assert run.read <= n * (30 // 2 + 10), (text, run.read)
+    assert changes[0] <= 3 * 2 * n, changes  # each change into a window and out, once
