@@ -42,7 +42,13 @@ from .locust.stats import (
     MasterPoll,
 )
 from .locustfiles import ResolvedLocustfile
-from .metrics import EndpointSummary, HistogramDelta, MetricSnapshot, RunSummary
+from .metrics import (
+    SATURATED_CPU,
+    EndpointSummary,
+    HistogramDelta,
+    MetricSnapshot,
+    RunSummary,
+)
 from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
 from .repositories import Storage
 from .status import RunStatus
@@ -531,10 +537,14 @@ class RunLifecycle:
             histograms=self._final_histograms(run, master),
         )
         p = run.parameters
-        snapshots = self._storage.metrics.snapshots(run.id)
-        saturated = any(w.saturated for s in snapshots for w in s.workers)
+        # Every snapshot is read only for windowed criteria: a 24-hour run's
+        # are 43,200, ten seconds on SQLite, in the poll that ends the run.
+        peak = self._storage.metrics.peak_worker_cpu(run.id)
+        saturated = peak is not None and peak >= SATURATED_CPU
         verdict = None
         if p.thresholds:
+            windowed = any(t.windowed for t in p.thresholds)
+            snapshots = self._storage.metrics.snapshots(run.id) if windowed else []
             verdict = evaluate(
                 p.thresholds, summary, snapshots, baseline=p.baseline, users=p.target_users
             )

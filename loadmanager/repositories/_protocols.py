@@ -211,6 +211,14 @@ class MetricsRepository(Protocol):
         """
         ...
 
+    def peak_worker_cpu(self, run_id: str) -> float | None:
+        """The highest CPU % any worker reported in any of a run's snapshots.
+
+        ``None`` when no snapshot has a worker's report. The end of a run
+        reads this, not every snapshot, for its saturation warning.
+        """
+        ...
+
     def count(self, run_id: str) -> int:
         """How many snapshots a run has."""
         ...

@@ -323,6 +323,12 @@ class MemoryMetricsRepository(AddsOne):
         ]
 
     @checked
+    def peak_worker_cpu(self, run_id: str) -> float | None:
+        with self._s.lock:
+            stored = list(self._s.snapshots.get(run_id, ()))
+        return max((w.cpu_usage for s in stored for w in s.workers), default=None)
+
+    @checked
     def count(self, run_id: str) -> int:
         with self._s.lock:
             return len(self._s.snapshots.get(run_id, ()))

@@ -888,6 +888,15 @@ class MongoMetricsRepository(AddsOne):
         return found
 
     @checked
+    def peak_worker_cpu(self, run_id: str) -> float | None:
+        with _mapped("reading workers' CPU"):
+            found = self._col.find({"loadTestRunId": _eq(run_id)}, {"_id": 0, "workers": 1})
+            return max(
+                (float(w["cpuUsage"]) for d in found for w in d.get("workers") or ()),
+                default=None,
+            )
+
+    @checked
     def count(self, run_id: str) -> int:
         with _mapped("counting snapshots"):
             return int(self._col.count_documents({"loadTestRunId": _eq(run_id)}))

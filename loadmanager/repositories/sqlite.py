@@ -1162,6 +1162,17 @@ class SqliteMetricsRepository(AddsOne):
         return [(from_millis(ts), dict(loads(buckets)) if buckets else {}) for ts, buckets in rows]
 
     @checked
+    def peak_worker_cpu(self, run_id: str) -> float | None:
+        (peak,) = self._db.run(
+            lambda conn: conn.execute(
+                "SELECT MAX(json_extract(w.value, '$.cpuUsage')) FROM metrics_timeseries m,"
+                " json_each(m.doc, '$.workers') w WHERE m.run_id = ?",
+                (run_id,),
+            ).fetchone()
+        )
+        return None if peak is None else float(peak)
+
+    @checked
     def count(self, run_id: str) -> int:
         row = self._db.run(
             lambda conn: conn.execute(

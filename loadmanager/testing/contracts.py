@@ -28,7 +28,14 @@ from ..errors import (
 )
 from ..filters import LoadTestFilter, RunFilter
 from ..locustfiles import Locustfile
-from ..metrics import AGGREGATED, EndpointStats, HistogramDelta, MetricSnapshot, SeriesBucket
+from ..metrics import (
+    AGGREGATED,
+    EndpointStats,
+    HistogramDelta,
+    MetricSnapshot,
+    SeriesBucket,
+    WorkerHealth,
+)
 from ..models import LoadTest
 from ..repositories import MonitorClaim, Storage
 from ..repositories._series import python_series, snapshot_values, window_for
@@ -615,6 +622,53 @@ class MetricsContract:
             for s in storage.metrics.snapshots(run.id, start=start, end=end)
             if s.histograms
         ]
+
+    def test_the_peak_worker_cpu_is_the_highest_any_worker_reported(
+        self, storage: Storage, runs: None
+    ) -> None:
+        def workers(*cpus: float) -> tuple[WorkerHealth, ...]:
+            return tuple(WorkerHealth(f"w{i}", "running", 5, cpu) for i, cpu in enumerate(cpus))
+
+        assert storage.metrics.peak_worker_cpu("r") is None
+        storage.metrics.add(make_snapshot("r", _at(0)))  # no worker reported yet
+        assert storage.metrics.peak_worker_cpu("r") is None
+        storage.metrics.add_many([
+            make_snapshot("r", _at(1), workers=workers(12.5, 97.25)),
+            make_snapshot("r", _at(2), workers=workers(40.0)),
+            make_snapshot("run1", _at(1), workers=workers(99.5)),  # another run's
+        ])  # fmt: skip
+        assert storage.metrics.peak_worker_cpu("r") == 97.25
+        assert storage.metrics.peak_worker_cpu("run2") is None
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(cpus=st.lists(st.lists(st.floats(0, 1e4, allow_nan=False), max_size=3), max_size=8))
+    def test_the_peak_worker_cpu_is_that_of_the_stored_snapshots(
+        self, storage: Storage, cpus: list[list[float]]
+    ) -> None:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=RunStatus.FINISHED))
+        storage.metrics.add_many(
+            make_snapshot(
+                run.id, _at(i), workers=tuple(WorkerHealth("w", "running", 1, c) for c in row)
+            )
+            for i, row in enumerate(cpus)
+        )
+        stored = storage.metrics.snapshots(run.id)
+        expected = max((w.cpu_usage for s in stored for w in s.workers), default=None)
+        got = storage.metrics.peak_worker_cpu(run.id)
+        if expected is None:
+            assert got is None
+        else:
+            assert got is not None
+            assert math.isclose(got, expected, rel_tol=self.extremes_rel_tol), (got, expected)
 
     def test_a_wide_series_stays_exact_as_a_run_grows(self, storage: Storage) -> None:
         """Rolled-up cells are extended as snapshots arrive, the last one partial."""
