@@ -47,6 +47,20 @@ __all__ = ["StorageContract"]
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
+_PER_BACKEND = settings(
+    max_examples=25,
+    deadline=None,
+    # One contract class runs per backend, so one method has several executors;
+    # each example builds its own test and run, so none leaks into the next.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+    ],
+)
+"""The settings of the contract suite's properties."""
+
+
 def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
@@ -529,17 +543,7 @@ class MetricsContract:
         assert [s.user_count for s in got] == [2, 3, 4]
         assert [s.user_count for s in storage.metrics.snapshots("r", limit=2)] == [0, 1]
 
-    @settings(
-        max_examples=25,
-        deadline=None,
-        # One contract class runs per backend, so one method has several executors;
-        # each example builds its own test and run, so none leaks into the next.
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    @_PER_BACKEND
     @given(data=st.data())
     def test_a_series_equals_the_brute_force_series_of_the_stored_snapshots(
         self, storage: Storage, data: st.DataObject
@@ -591,15 +595,7 @@ class MetricsContract:
         assert changes("r", endpoint="GET /") == [(_at(0), {}), (_at(2), {}), (_at(3), {})]
         assert changes("run1") == []
 
-    @settings(
-        max_examples=25,
-        deadline=None,
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    @_PER_BACKEND
     @given(data=st.data())
     def test_histogram_changes_are_those_of_the_stored_snapshots(
         self, storage: Storage, data: st.DataObject
@@ -640,15 +636,7 @@ class MetricsContract:
         assert storage.metrics.peak_worker_cpu("r") == 97.25
         assert storage.metrics.peak_worker_cpu("run2") is None
 
-    @settings(
-        max_examples=25,
-        deadline=None,
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    @_PER_BACKEND
     @given(cpus=st.lists(st.lists(st.floats(0, 1e4, allow_nan=False), max_size=3), max_size=8))
     def test_the_peak_worker_cpu_is_that_of_the_stored_snapshots(
         self, storage: Storage, cpus: list[list[float]]
