@@ -196,6 +196,9 @@ class Converter:
     def _tuple_hook(self, t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
         item_type = get_args(t)[0]
         item_hook = self._conv.get_structure_hook(item_type)
+        # A model an attrs constructor made is checked already: a repository
+        # that builds rows from typed columns hands them in as they are.
+        model = attrs.has(item_type)
 
         def structure(value: Any, _t: Any) -> tuple[Any, ...]:
             # A string is iterable, but "abc" for a list of tags is a mistake.
@@ -203,6 +206,9 @@ class Converter:
                 raise _BadValueError("must be a list")
             items, errors = [], []
             for index, item in enumerate(value):
+                if model and type(item) is item_type:
+                    items.append(item)
+                    continue
                 try:
                     items.append(item_hook(item, item_type))
                 except Exception as exc:  # noqa: BLE001 - collected, reported by index

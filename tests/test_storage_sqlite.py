@@ -392,6 +392,43 @@ def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:
     assert columns == ["snapshot", "position", *_ENDPOINT_COLUMNS]
 
 
+@pytest.mark.parametrize(
+    ("column", "bad", "path"),
+    [
+        ("num_requests", -5, "endpoints[1].numRequests"),
+        ("current_rps", "fast", "endpoints[1].currentRps"),
+        ("p95_response_time", float("inf"), "endpoints[1].p95ResponseTime"),
+        ("num_failures", 2.5, "endpoints[1].numFailures"),
+    ],
+)
+def test_a_bad_stored_endpoint_row_is_a_validation_error_naming_it(
+    column: str, bad: object, path: str
+) -> None:
+    """Endpoint rows are made straight from their columns when they are sound;
+    one that is not is read through the converter, which names the field."""
+    from loadmanager.status import RunStatus
+    from loadmanager.testing import make_run
+
+    with SqliteStorage(":memory:") as storage:
+        test = storage.load_tests.add(make_load_test())
+        storage.runs.add(make_run(test, id="r", status=RunStatus.FINISHED))
+        storage.metrics.add(make_snapshot("r", datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        assert [e.name for e in storage.metrics.snapshots("r")[0].endpoints] == [
+            "/items",
+            "/orders",
+        ]
+        # A row the schema allows but the model refuses (an edit by hand, say).
+        storage._db.write(
+            lambda conn: conn.execute(
+                f"UPDATE metrics_endpoints SET {column} = ? WHERE position = 1",
+                (bad,),
+            )
+        )
+        with pytest.raises(lm.ValidationError) as caught:
+            storage.metrics.snapshots("r")
+    assert [e.path for e in caught.value.errors] == [path], caught.value.errors
+
+
 def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_it(
     tmp_path: Path,
 ) -> None:
