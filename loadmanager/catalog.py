@@ -15,7 +15,7 @@ from .clock import Clock
 from .comparison import Comparison, Tolerances, compare
 from .errors import ClusterBusyError, NotFoundError, PermissionDeniedError
 from .filters import DEFAULT_LIMIT, MAX_LIMIT, LoadTestFilter, RunFilter
-from .histograms import accumulate, as_percentiles, merge, percentile
+from .histograms import TrailingHistogram, as_percentiles, merge, percentile
 from .metrics import (
     AGGREGATED,
     EndpointStats,
@@ -234,17 +234,10 @@ class Catalog:
         changes = self.storage.metrics.histogram_changes(
             run_id, endpoint=endpoint, start=since, end=end
         )
-        span = timedelta(seconds=window)
+        trailing = TrailingHistogram(timedelta(seconds=window))
         points: list[tuple[datetime, float | None]] = []
-        # The window's histogram is kept as changes enter and leave it: merging
-        # each window afresh cost its length again at every point.
-        inside: dict[int, int] = {}
-        first = 0  # the oldest change inside the window: it only moves forward
-        for i, (at, change) in enumerate(changes):
-            accumulate(inside, change)
-            while first <= i and at - changes[first][0] >= span:
-                accumulate(inside, changes[first][1], -1)
-                first += 1
+        for at, change in changes:
+            inside = trailing.push(at, change)
             if start is not None and at < start:
                 continue
             value = percentile(inside, fraction)

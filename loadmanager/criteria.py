@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from .grammar import render
-from .histograms import accumulate, percentile
+from .histograms import TrailingHistogram, percentile
 from .metrics import AGGREGATED, EndpointSummary, MetricSnapshot, RunSummary
 from .models import Baseline, BaselineFigure, Threshold
 from .verdicts import CriterionResult, Outcome, Verdict
@@ -119,20 +119,17 @@ _FRACTIONS = {"p50": 0.5, "median": 0.5, "p95": 0.95}
 class _ExactWindow:
     """The exact percentile of a trailing window at each snapshot, from histograms.
 
-    Asked about snapshots in time order, each snapshot's histogram change
-    enters the window once and leaves it once: judging a run of n snapshots
-    moves the window n times instead of merging n windows, which cost a
-    24-hour run's verdict minutes (each window was looked up from the first
-    snapshot on).
+    Asked about snapshots in time order, each snapshot's change enters the
+    window once and leaves it once (:class:`~loadmanager.histograms.TrailingHistogram`):
+    each window was looked up from the run's first snapshot on, and a
+    24-hour run's verdict took minutes.
     """
 
     def __init__(self, snapshots: Sequence[MetricSnapshot], t: Threshold, span: timedelta) -> None:
         self._snapshots = snapshots
-        self._span = span
         self._fraction = _FRACTIONS.get(t.metric)
         self._key = t.scope or AGGREGATED
-        self._inside: dict[int, int] = {}
-        self._first = 0  # the oldest snapshot inside the window
+        self._window = TrailingHistogram(span)
         self._next = 0  # the first snapshot not yet added
 
     def at(self, i: int) -> float | bool | None:
@@ -143,21 +140,16 @@ class _ExactWindow:
         """
         if self._fraction is None:
             return False
-        snapshots, key = self._snapshots, self._key
         while self._next <= i:
-            entering = snapshots[self._next]
-            if entering.histograms:  # a master without the plugin: nothing to count
-                accumulate(self._inside, entering.histogram(key) or {})
+            entering = self._snapshots[self._next]
+            # A snapshot without histograms (no plugin) counts nothing, and is
+            # never judged from them: the window moves on those that have them.
+            if entering.histograms:
+                self._window.push(entering.timestamp, entering.histogram(self._key) or {})
             self._next += 1
-        end = snapshots[i].timestamp
-        while self._first <= i and end - snapshots[self._first].timestamp >= self._span:
-            leaving = snapshots[self._first]
-            if leaving.histograms:
-                accumulate(self._inside, leaving.histogram(key) or {}, -1)
-            self._first += 1
-        if not snapshots[i].histograms:
+        if not self._snapshots[i].histograms:
             return False
-        value = percentile(self._inside, self._fraction)
+        value = percentile(self._window.histogram, self._fraction)
         return None if value is None else float(value)
 
 

@@ -13,7 +13,9 @@ mappings and never change their arguments.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from itertools import compress, repeat
 from operator import sub
 
@@ -21,6 +23,7 @@ from .metrics import Percentiles
 
 __all__ = [
     "PERCENTILES",
+    "TrailingHistogram",
     "accumulate",
     "as_percentiles",
     "diff",
@@ -64,6 +67,32 @@ def accumulate(into: dict[int, int], histogram: Histogram, sign: int = 1) -> Non
             into[bucket] = left
         else:
             into.pop(bucket, None)
+
+
+class TrailingHistogram:
+    """The histogram of the last ``span`` of a series of changes, as they arrive in time order.
+
+    Each change enters once and leaves once, so a window slid over n changes
+    costs n moves, not n merges of a window each (what made judging a long
+    run's windows quadratic).
+    """
+
+    def __init__(self, span: timedelta) -> None:
+        self._span = span
+        self._changes: deque[tuple[datetime, Histogram]] = deque()
+        self.histogram: dict[int, int] = {}
+        """The window's histogram (kept up to date in place, not copied)."""
+
+    def push(self, at: datetime, change: Histogram) -> dict[int, int]:
+        """Add the change stamped ``at``; those ``span`` or more before it leave.
+
+        Returns :attr:`histogram`.
+        """
+        self._changes.append((at, change))
+        accumulate(self.histogram, change)
+        while self._changes and at - self._changes[0][0] >= self._span:
+            accumulate(self.histogram, self._changes.popleft()[1], -1)
+        return self.histogram
 
 
 def diff(later: Histogram, earlier: Histogram) -> dict[int, int]:
