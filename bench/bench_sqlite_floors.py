@@ -6,12 +6,14 @@ snapshot and in batches of 100 of one run, each part a write is made of, on
 today's layout and on the two candidates for the next one, so that the choice
 is measured before it is built:
 
-- **rows**: today's ``metrics_endpoints``, a row per endpoint (building the
+- **rows**: schema 7's ``metrics_endpoints``, a row per endpoint (building the
   tuples from the models and ``executemany``, commits included);
 - **packed**: one row per snapshot holding its endpoint figures as float64s
-  (read with ``operator.attrgetter``, ``array('d')``), names beside them;
-- **fold, SQL**: today's fold of the unfolded snapshots into the series cells
-  (``SqliteStorage.metrics.fold()`` once after writing them all);
+  (read with ``operator.attrgetter``, ``array('d')``), names beside them, as
+  schema 8 stores them;
+- **fold, lm**: the backend's own fold of the unfolded snapshots into the
+  series cells (``SqliteStorage.metrics.fold()`` once after writing them all:
+  a SQL ``GROUP BY`` up to schema 7, Python over the packed figures since);
 - **fold, Python**: the finest cells' count, sum, min and max built from the
   models in a loop, as a writer could while it has them;
 - **fold, numpy**: the same from the packed arrays, a batch at a time (numpy is
@@ -202,8 +204,8 @@ def main() -> None:
     )
     print(f"# reproduce: python {' '.join(sys.argv)}")
     print(
-        f"{'rows':>5}{'rows':>8}{'packed':>8}{'fold SQL':>10}{'fold py':>9}{'fold np':>9}"
-        f"{'today /s':>10}{'packed+py /s':>14}{'packed+np /s':>14}"
+        f"{'rows':>5}{'rows':>8}{'packed':>8}{'fold lm':>10}{'fold py':>9}{'fold np':>9}"
+        f"{'rows+lm/s':>10}{'packed+py /s':>14}{'packed+np /s':>14}"
     )
     for rows in map(int, args.rows.split(",")):
         count = max(BATCH, args.snapshots * 10 // rows // BATCH * BATCH)

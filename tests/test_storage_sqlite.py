@@ -211,8 +211,8 @@ def _as_schema_5(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(
         """
-        DROP TABLE metrics_endpoints; DROP TABLE metrics_folded;
-        DROP TABLE metrics_rollups; DROP TABLE metrics_timeseries;
+        DROP TABLE metrics_folded; DROP TABLE metrics_rollups;
+        DROP TABLE metrics_timeseries; DROP TABLE metrics_endpoint_lists;
         CREATE TABLE metrics_timeseries (
             run_id TEXT NOT NULL REFERENCES load_test_runs (id), ts_ms INTEGER NOT NULL,
             user_count REAL, current_rps REAL, current_fail_per_sec REAL, current_p50 REAL,
@@ -302,6 +302,116 @@ def test_a_schema_5_file_is_rolled_up_and_split_into_endpoint_rows_on_opening(
         assert storage.metrics.count(run.id) == 3_003
 
 
+def _as_schema_7(path: Path, *, folded: bool) -> None:
+    """Rewrites a file's metrics as schema 7 held them: an endpoint row per row of
+    metrics_endpoints. Not ``folded``: every snapshot in the unfolded tail."""
+    from loadmanager.repositories._packed import names_of, unpack
+    from loadmanager.repositories.sqlite import _ENDPOINT_COLUMNS
+
+    conn = sqlite3.connect(path)
+    lists = {i: names_of(text) for i, text in conn.execute("SELECT * FROM metrics_endpoint_lists")}
+    rows = [
+        (snapshot_id, position, *row)
+        for snapshot_id, listed, blob in conn.execute(
+            "SELECT id, endpoint_list, endpoint_figures FROM metrics_timeseries"
+            " WHERE endpoint_list IS NOT NULL"
+        )
+        for position, row in enumerate(unpack(lists[listed], blob))
+    ]
+    series = "user_count, current_rps, current_fail_per_sec, current_p50, current_p95"
+    conn.executescript(
+        f"""
+        CREATE TABLE metrics_timeseries_7 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES load_test_runs (id), ts_ms INTEGER NOT NULL,
+            user_count REAL NOT NULL, current_rps REAL NOT NULL,
+            current_fail_per_sec REAL NOT NULL, current_p50 REAL, current_p95 REAL,
+            slot INTEGER, doc TEXT NOT NULL
+        );
+        INSERT INTO metrics_timeseries_7 SELECT id, run_id, ts_ms, {series}, slot, doc
+            FROM metrics_timeseries ORDER BY id;
+        DROP TABLE metrics_timeseries; DROP TABLE metrics_endpoint_lists;
+        ALTER TABLE metrics_timeseries_7 RENAME TO metrics_timeseries;
+        CREATE INDEX metrics_timeseries_series ON metrics_timeseries (run_id, ts_ms, {series});
+        CREATE UNIQUE INDEX metrics_timeseries_slot ON metrics_timeseries (run_id, slot)
+            WHERE slot IS NOT NULL;
+        CREATE INDEX metrics_timeseries_unfolded ON metrics_timeseries (run_id, id);
+        CREATE TABLE metrics_endpoints (
+            snapshot INTEGER NOT NULL, position INTEGER NOT NULL,
+            method TEXT NOT NULL, name TEXT NOT NULL, num_requests INTEGER NOT NULL,
+            num_failures INTEGER NOT NULL, current_rps REAL NOT NULL,
+            current_fail_per_sec REAL NOT NULL, avg_response_time REAL,
+            min_response_time REAL, max_response_time REAL, median_response_time REAL,
+            p95_response_time REAL, p99_response_time REAL,
+            PRIMARY KEY (snapshot, position)
+        ) WITHOUT ROWID;
+        PRAGMA user_version = 7;
+        """
+    )
+    conn.executemany(
+        f"INSERT INTO metrics_endpoints VALUES (?, ?, {', '.join('?' * len(_ENDPOINT_COLUMNS))})",
+        rows,
+    )
+    if not folded:
+        conn.execute("DELETE FROM metrics_rollups")
+        conn.execute("UPDATE metrics_folded SET through = 0")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("folded", [True, False], ids=["folded", "all-unfolded"])
+def test_a_schema_7_file_packs_its_endpoint_rows_on_opening(tmp_path: Path, folded: bool) -> None:
+    """Snapshots stored a row per endpoint read back the same once packed, and
+    their series are the same, from cells or from a tail that folds later."""
+    from loadmanager.metrics import EndpointStats
+    from loadmanager.testing import make_run
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = tmp_path / "old.db"
+    t0 = datetime(2025, 3, 1, 0, 0, 7, tzinfo=timezone.utc)
+    rows = (
+        EndpointStats("GET", "/a", 10, 0, 5.0, 0.0, median_response_time=12.0),
+        EndpointStats("", "custom", 3, 1, 1.0, 0.5, p95_response_time=40.0),
+        EndpointStats("", "GET /a", 2**62, 7, 0.25, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
+    )
+
+    def snapshot(i: int) -> lm.MetricSnapshot:
+        return make_snapshot(
+            run.id,
+            t0 + timedelta(seconds=2 * i),
+            user_count=i % 50,
+            current_p50=None if i % 9 == 0 else float(i % 70),
+            endpoints=rows[i % 2 : i % 4],
+            slot=i if i % 4 else None,
+        )
+
+    asked = [(None, 40), ("GET /a", 12), ("custom", 5), ("POST /none", 7), ("GET /a", 900)]
+    with lm.connect(f"sqlite:///{path}") as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING))
+        storage.metrics.add_many(snapshot(i) for i in range(2_000))
+        before = [lm.to_dict(s) for s in storage.metrics.snapshots(run.id)]
+        expected = {(k, n): storage.metrics.series(run.id, n, endpoint=k) for k, n in asked}
+    _as_schema_7(path, folded=folded)
+    with SqliteStorage(str(path), fold_every=10**9) as storage:
+        assert storage.schema_version == SCHEMA_VERSION
+        assert [lm.to_dict(s) for s in storage.metrics.snapshots(run.id)] == before
+        for key, n in asked:
+            assert_same_series(storage.metrics.series(run.id, n, endpoint=key), expected[key, n])
+        assert all(expected[pair] for pair in asked[:3])
+        tables = storage._db.run(
+            lambda conn: {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        )
+        assert "metrics_endpoints" not in tables
+        assert storage.metrics.add(snapshot(2_000)) == 1
+        storage.metrics.fold()
+        stored = storage.metrics.snapshots(run.id)
+        for key, n in asked:
+            got = storage.metrics.series(run.id, n, endpoint=key)
+            assert_same_series(got, _brute_series(stored, n, key, None, None))
+        assert storage.metrics.count(run.id) == 2_001
+
+
 _DYING_WRITER = textwrap.dedent(
     """
     import os, sys
@@ -378,34 +488,51 @@ def test_snapshots_a_writer_leaves_unfolded_are_folded_by_the_writers_after_it(
 
 
 def test_endpoint_columns_are_endpoint_stats_fields_in_order() -> None:
-    """A field added to EndpointStats must come with a migration adding its column."""
+    """A field added to EndpointStats must come with a migration packing it too."""
     import attrs
 
     from loadmanager.metrics import EndpointStats
+    from loadmanager.repositories._packed import COUNTS, FIGURES
     from loadmanager.repositories.sqlite import _ENDPOINT_COLUMNS
 
-    assert tuple(a.name for a in attrs.fields(EndpointStats)) == _ENDPOINT_COLUMNS
-    with SqliteStorage(":memory:") as storage:
-        columns = storage._db.run(
-            lambda conn: [r[1] for r in conn.execute("PRAGMA table_info(metrics_endpoints)")]
-        )
-    assert columns == ["snapshot", "position", *_ENDPOINT_COLUMNS]
+    fields = tuple(a.name for a in attrs.fields(EndpointStats))
+    assert fields == _ENDPOINT_COLUMNS == ("method", "name", *COUNTS, *FIGURES)
+
+
+def _corrupt_second_row(storage: SqliteStorage, field: str, bad: float) -> None:
+    """Writes ``bad`` over one value of the stored snapshot's second endpoint row,
+    as an edit by hand or a bad disk could (the format is _packed's)."""
+    import struct
+
+    from loadmanager.repositories._packed import COUNTS, FIGURES
+
+    def edit(conn: sqlite3.Connection) -> None:
+        (blob,) = conn.execute("SELECT endpoint_figures FROM metrics_timeseries").fetchone()
+        data = bytearray(blob)
+        if field in COUNTS:
+            struct.pack_into("<q", data, 8 * (2 + COUNTS.index(field)), int(bad))
+        else:
+            struct.pack_into("<d", data, 8 * (2 * 2 + len(FIGURES) + FIGURES.index(field)), bad)
+        conn.execute("UPDATE metrics_timeseries SET endpoint_figures = ?", (bytes(data),))
+
+    storage._db.write(edit)
 
 
 @pytest.mark.parametrize(
     ("column", "bad", "path"),
     [
         ("num_requests", -5, "endpoints[1].numRequests"),
-        ("current_rps", "fast", "endpoints[1].currentRps"),
+        ("current_rps", float("nan"), "endpoints[1].currentRps"),
         ("p95_response_time", float("inf"), "endpoints[1].p95ResponseTime"),
-        ("num_failures", 2.5, "endpoints[1].numFailures"),
+        ("num_failures", -1, "endpoints[1].numFailures"),
     ],
 )
 def test_a_bad_stored_endpoint_row_is_a_validation_error_naming_it(
-    column: str, bad: object, path: str
+    column: str, bad: float, path: str
 ) -> None:
-    """Endpoint rows are made straight from their columns when they are sound;
-    one that is not is read through the converter, which names the field."""
+    """Endpoint rows are made straight from their packed values when they are
+    sound; one that is not is read through the converter, which names the field
+    (a NaN rate reads as a missing one, which a rate may not be)."""
     from loadmanager.status import RunStatus
     from loadmanager.testing import make_run
 
@@ -417,16 +544,40 @@ def test_a_bad_stored_endpoint_row_is_a_validation_error_naming_it(
             "/items",
             "/orders",
         ]
-        # A row the schema allows but the model refuses (an edit by hand, say).
-        storage._db.write(
-            lambda conn: conn.execute(
-                f"UPDATE metrics_endpoints SET {column} = ? WHERE position = 1",
-                (bad,),
-            )
-        )
+        _corrupt_second_row(storage, column, bad)
         with pytest.raises(lm.ValidationError) as caught:
             storage.metrics.snapshots("r")
     assert [e.path for e in caught.value.errors] == [path], caught.value.errors
+
+
+@pytest.mark.parametrize("damage", ["cut", "list"])
+def test_a_stored_endpoint_blob_that_does_not_fit_its_list_is_a_validation_error(
+    damage: str,
+) -> None:
+    from loadmanager.status import RunStatus
+    from loadmanager.testing import make_run
+
+    with SqliteStorage(":memory:") as storage:
+        test = storage.load_tests.add(make_load_test())
+        storage.runs.add(make_run(test, id="r", status=RunStatus.FINISHED))
+        storage.metrics.add(make_snapshot("r", datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        change = {
+            "cut": "UPDATE metrics_timeseries SET endpoint_figures ="
+            " substr(endpoint_figures, 1, length(endpoint_figures) - 8)",
+            "list": "UPDATE metrics_timeseries SET endpoint_list = (SELECT id FROM"
+            ' metrics_endpoint_lists WHERE names = \'[["GET","/one"]]\')',
+        }[damage]
+
+        def edit(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """INSERT INTO metrics_endpoint_lists (names) VALUES ('[["GET","/one"]]')"""
+            )
+            conn.execute(change)
+
+        storage._db.write(edit)
+        with pytest.raises(lm.ValidationError) as caught:
+            storage.metrics.snapshots("r")
+    assert caught.value.paths == ("endpoints",)
 
 
 def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_it(
@@ -466,10 +617,10 @@ def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_
 
 def test_a_wide_series_reads_the_unfolded_tail_of_its_run_from_the_run_and_id_index() -> None:
     """Not the run's time index, which would walk every snapshot it holds."""
-    from loadmanager.repositories.sqlite import _ROLLED_UP_SERIES
+    from loadmanager.repositories.sqlite import _ROLLED_UP_SERIES, _TAIL_POINTS
 
     with SqliteStorage(":memory:") as storage:
-        for sql in _ROLLED_UP_SERIES:
+        for sql in (_ROLLED_UP_SERIES, _TAIL_POINTS):
             plan = storage._db.run(
                 lambda conn, sql=sql: [
                     row[3]

@@ -43,9 +43,18 @@ from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
 from ..metrics import AGGREGATED, EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
+from ._folding import cells, empty, merge, summary
+from ._packed import FIGURES, figures_of, names_key, names_of, pack, pack_rows, unpack
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
-from ._rollups import WHOLE_RUN, endpoint_scope
-from ._series import ENDPOINT_FIELDS, SERIES_FIELDS, assemble, endpoint_matches, window_for
+from ._rollups import WHOLE_RUN, endpoint_scope, row_scope
+from ._series import (
+    ENDPOINT_FIELDS,
+    SERIES_FIELDS,
+    assemble,
+    endpoint_matches,
+    python_series,
+    window_for,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -126,21 +135,24 @@ _ENDPOINT_COLUMNS = (
 migration 7 made them. A field added to EndpointStats needs a migration that
 adds its column here too (a test holds the two equal)."""
 
-_SNAPSHOT_COLUMNS = ("run_id", "ts_ms", *SERIES_FIELDS, "slot", "doc")
+_SNAPSHOT_COLUMNS = (
+    "run_id",
+    "ts_ms",
+    *SERIES_FIELDS,
+    "slot",
+    "doc",
+    "endpoint_list",
+    "endpoint_figures",
+)
 _COLUMN_FIELDS = ("load_test_run_id", "timestamp", *SERIES_FIELDS, "slot")
-"""The snapshot fields _SNAPSHOT_COLUMNS holds (all but the document), in order:
-what the document leaves out, with the endpoint rows."""
+"""The snapshot fields _SNAPSHOT_COLUMNS holds in columns of their own, in order:
+what the document leaves out, with the endpoint rows (packed, see _packed)."""
 
 
 def _row_scope(method: str, name: str) -> str:
     """_rollups.row_scope, in SQL."""
     return f"'@' || CASE WHEN {method} = '' THEN {name} ELSE {method} || ' ' || {name} END"
 
-
-_ENDPOINT_SCOPE = _row_scope("e.method", "e.name")
-_ENDPOINT_FIGURES = ("m.user_count", *(f"e.{f}" for f in ENDPOINT_FIELDS))
-"""An endpoint row's figures in SERIES_FIELDS order: the snapshot's user count
-beside the row's own rates and response times (see _rollups.scoped_figures)."""
 
 _UNFOLDED = "m.id > (SELECT through FROM metrics_folded)"
 
@@ -149,65 +161,107 @@ _ALWAYS_PRESENT = ("user_count", "current_rps", "current_fail_per_sec")
 an endpoint row, in metrics_endpoints (its user count is the snapshot's)."""
 
 
-def _fold() -> str:
-    finest = ROLLUP_LEVELS_MS[0]
-    # Coarser cells merge the finest ones, which is exact only if each finest
-    # cell lies inside one cell of every level.
-    assert all(level % finest == 0 for level in ROLLUP_LEVELS_MS)
-    whole = ", ".join(f"m.{f}" for f in SERIES_FIELDS)
-    # A figure every row has is counted by the sample count: one aggregate
-    # step fewer per row and figure, a third of the grouping's cost.
-    fine = ", ".join(
-        ("" if f in _ALWAYS_PRESENT else f"COUNT({f}) AS n_{f}, ")
-        + f"TOTAL({f}) AS sum_{f}, MIN({f}) AS min_{f}, MAX({f}) AS max_{f}"
-        for f in SERIES_FIELDS
-    )
-    merged = ", ".join(
-        f"SUM({'samples' if f in _ALWAYS_PRESENT else f'n_{f}'}), TOTAL(sum_{f}),"
-        f" MIN(min_{f}), MAX(max_{f})"
-        for f in SERIES_FIELDS
-    )
-    return (
-        "WITH unfolded (run_id, ts_ms, scope, " + ", ".join(SERIES_FIELDS) + ") AS ("  # noqa: S608 - fixed text
-        f"SELECT m.run_id, m.ts_ms, '{WHOLE_RUN}', {whole} FROM metrics_timeseries m"
-        f" WHERE {_UNFOLDED} UNION ALL SELECT m.run_id, m.ts_ms, {_ENDPOINT_SCOPE},"
-        f" {', '.join(_ENDPOINT_FIGURES)} FROM metrics_timeseries m"
-        f" JOIN metrics_endpoints e ON e.snapshot = m.id WHERE {_UNFOLDED}),"
-        f" fine AS MATERIALIZED (SELECT run_id, scope, ts_ms / {finest} AS cell,"
-        f" COUNT(*) AS samples, {fine} FROM unfolded GROUP BY run_id, scope, cell), {_LEVELS}"
-        " INSERT INTO metrics_rollups"
-        f" SELECT run_id, level, scope, cell * {finest} / level AS wide, SUM(samples), {merged}"
-        " FROM fine, levels WHERE true GROUP BY run_id, level, scope, wide" + _MERGE_INTO_CELLS
-    )
-
-
-_FOLD = (
-    _fold(),
-    "UPDATE metrics_folded SET through = coalesce("
-    "(SELECT seq FROM sqlite_sequence WHERE name = 'metrics_timeseries'), through)",
+_UPSERT_CELL = (
+    f"INSERT INTO metrics_rollups VALUES ({', '.join('?' * (5 + len(_ROLLUP_COLUMNS)))})"  # noqa: S608 - fixed text
+    + _MERGE_INTO_CELLS
 )
-"""Folds every snapshot not yet in the series cells into them, at every level.
+_UNFOLDED_ROWS = (
+    f"SELECT run_id, ts_ms, {', '.join(SERIES_FIELDS)}, endpoint_list, endpoint_figures"  # noqa: S608 - fixed text
+    " FROM metrics_timeseries WHERE id > (SELECT through FROM metrics_folded)"
+)
+_FOLDED_THROUGH_LAST = (
+    "UPDATE metrics_folded SET through = coalesce("
+    "(SELECT seq FROM sqlite_sequence WHERE name = 'metrics_timeseries'), through)"
+)
+"""Folding every snapshot not yet in the series cells into them, at every level:
+read them (``_UNFOLDED_ROWS``), compute their cells (``_folding.cells``),
+upsert those (``_UPSERT_CELL``) and move the mark (``_FOLDED_THROUGH_LAST``).
 
 Writes store snapshots alone and fold them in batches, the way TimescaleDB's
 real-time aggregates keep a raw tail beside their materialised buckets: an
 upsert per cell per snapshot cost the Monitor's one-snapshot write 0.6 ms of
-its 1 ms. Series read the cells and the unfolded tail in one statement
-(``_rolled_up_series``), so they never wait for a fold, and a crash between a
-write and its fold loses nothing: the next fold, by any writer, takes the rows.
-Rows are grouped once, into the finest cells, and the coarser levels merge
-those: the aggregate steps were the fold's whole cost."""
+its 1 ms. Series read the cells and the unfolded tail together, so they never
+wait for a fold, and a crash between a write and its fold loses nothing: the
+next fold, by any writer, takes the rows. The cells are computed in Python
+from the packed figures: SQLite's GROUP BY over a row per endpoint was two
+thirds of a write."""
+
+_CREATE_ENDPOINT_LISTS = (
+    "CREATE TABLE metrics_endpoint_lists (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE)"
+)
+
+
+class _EndpointLists:
+    """The endpoint lists snapshots point at (``metrics_endpoint_lists``), as far as seen.
+
+    A stored list never changes and is never deleted, so what was read stays
+    true. One a write inserts is learnt only once that write commits
+    (``learn``): a rolled-back insert's id may be given to another list.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: dict[int, list[tuple[str, str]]] = {}
+        self._scopes: dict[int, list[str]] = {}
+
+    def ids(self, conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
+        """The ids of the lists ``keys`` (see ``_packed.names_key``), stored if new.
+
+        Runs inside the caller's write transaction; ``learn`` the result after it commits.
+        """
+        found = {}
+        for key in keys:
+            known = self._ids.get(key)
+            if known is None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO metrics_endpoint_lists (names) VALUES (?)", (key,)
+                )
+                (known,) = conn.execute(
+                    "SELECT id FROM metrics_endpoint_lists WHERE names = ?", (key,)
+                ).fetchone()
+            found[key] = known
+        return found
+
+    def learn(self, ids: dict[str, int]) -> None:
+        self._ids.update(ids)
+
+    def names(self, conn: sqlite3.Connection, list_id: int) -> list[tuple[str, str]]:
+        known = self._names.get(list_id)
+        if known is None:
+            row = conn.execute(
+                "SELECT names FROM metrics_endpoint_lists WHERE id = ?", (list_id,)
+            ).fetchone()
+            if row is None:
+                raise ValidationError.single(
+                    "endpoints", f"names a missing endpoint list {list_id}", subject=_STORED
+                )
+            known = self._names[list_id] = names_of(row[0])
+        return known
+
+    def scopes(self, conn: sqlite3.Connection, list_id: int) -> list[str]:
+        """The scope each row of the list rolls up into, in order."""
+        known = self._scopes.get(list_id)
+        if known is None:
+            names = self.names(conn, list_id)
+            known = self._scopes[list_id] = [row_scope(m, n) for m, n in names]
+        return known
+
+
+_STORED = "stored MetricSnapshot"
 
 _INSERT_SNAPSHOT_IF_FREE = (
     f"INSERT OR IGNORE INTO metrics_timeseries ({', '.join(_SNAPSHOT_COLUMNS)})"  # noqa: S608 - fixed text
     f" VALUES ({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
 )
-_INSERT_SNAPSHOT_WITH_ID = (
-    f"INSERT INTO metrics_timeseries (id, {', '.join(_SNAPSHOT_COLUMNS)})"  # noqa: S608 - fixed text
-    f" VALUES (?, {', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
+_INSERT_SNAPSHOT = (
+    f"INSERT INTO metrics_timeseries ({', '.join(_SNAPSHOT_COLUMNS)})"  # noqa: S608 - fixed text
+    f" VALUES ({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
 )
-_INSERT_ENDPOINT = (
-    f"INSERT INTO metrics_endpoints VALUES (?, ?, {', '.join('?' * len(_ENDPOINT_COLUMNS))})"  # noqa: S608 - fixed text
-)
+_LIST = _SNAPSHOT_COLUMNS.index("endpoint_list")
+_ROW_BYTES = 8 * len(_ENDPOINT_COLUMNS[2:])
+"""The bytes of one endpoint row in ``endpoint_figures``."""
+_FIGURE_WIDTH = len(FIGURES)
+_ENDPOINT_OFFSETS = tuple(FIGURES.index(f) for f in ENDPOINT_FIELDS)
 
 
 def _backfill() -> str:
@@ -272,7 +326,33 @@ def _split_endpoints() -> str:
     """  # noqa: S608 - fixed text
 
 
-_MIGRATIONS: tuple[str, ...] = (
+def _pack_endpoints(conn: sqlite3.Connection) -> None:
+    """Migration 8: each snapshot's endpoint rows packed into one value (see _packed)."""
+    conn.execute(_CREATE_ENDPOINT_LISTS)
+    conn.execute(
+        "ALTER TABLE metrics_timeseries ADD COLUMN endpoint_list INTEGER"
+        " REFERENCES metrics_endpoint_lists (id)"
+    )
+    conn.execute("ALTER TABLE metrics_timeseries ADD COLUMN endpoint_figures BLOB")
+    lists = _EndpointLists()
+    rows = conn.execute(
+        f"SELECT snapshot, {', '.join(_ENDPOINT_COLUMNS)} FROM metrics_endpoints"  # noqa: S608 - fixed text
+        " ORDER BY snapshot, position"
+    )
+    packed = []
+    for snapshot_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        members = [row[1:] for row in group]
+        key = json.dumps([row[:2] for row in members], ensure_ascii=False, separators=(",", ":"))
+        listed = lists.ids(conn, [key])[key]
+        packed.append((listed, pack_rows([row[2:] for row in members]), snapshot_id))
+    conn.executemany(
+        "UPDATE metrics_timeseries SET endpoint_list = ?, endpoint_figures = ? WHERE id = ?",
+        packed,
+    )
+    conn.execute("DROP TABLE metrics_endpoints")
+
+
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the first schema. Documents are the camelCase JSON of the models; the
     # columns beside them exist only to filter, order and aggregate in SQL.
     """
@@ -374,6 +454,10 @@ _MIGRATIONS: tuple[str, ...] = (
     # and which metrics_folded.through counts cells up to. Every cell is up to
     # date at schema 6, so everything stored is folded.
     _split_endpoints(),
+    # 8: a snapshot's endpoint rows packed into one value beside it, their
+    # methods and names kept once per distinct list: a row per endpoint was most
+    # of a write's cost in SQLite (issue 18). Folds read the packed figures.
+    _pack_endpoints,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -477,9 +561,13 @@ class _Database:
                 " upgrade loadmanager"
             )
         for number in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            migration = _MIGRATIONS[number - 1]
+            if callable(migration):
+                migration(conn)
+            else:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
 
     def _checked(self) -> sqlite3.Connection:
@@ -642,12 +730,6 @@ class SqliteLoadTestRepository:
             ).fetchone()
             if active is not None:
                 raise ActiveRunError(test_id, active[0])
-            conn.execute(
-                "DELETE FROM metrics_endpoints WHERE snapshot IN (SELECT m.id FROM"
-                " metrics_timeseries m JOIN load_test_runs r ON r.id = m.run_id"
-                " WHERE r.load_test_id = ?)",
-                (test_id,),
-            )
             for table in ("metrics_timeseries", "metrics_rollups"):
                 conn.execute(
                     f"DELETE FROM {table} WHERE run_id IN"  # noqa: S608 - table is ours
@@ -916,14 +998,14 @@ class SqliteMetricsRepository(AddsOne):
         self._by_run = self._tail()
         self._unfolded = sum(self._by_run.values())
         self._wrote = False
+        self._lists = _EndpointLists()
 
     def _tail(self) -> dict[str, int]:
         """Each run's unfolded rows (a snapshot and each of its endpoint rows)."""
         found = self._db.run(
             lambda conn: conn.execute(
-                "SELECT m.run_id, COUNT(*) + TOTAL((SELECT COUNT(*) FROM metrics_endpoints e"  # noqa: S608 - fixed text
-                f" WHERE e.snapshot = m.id)) FROM metrics_timeseries m WHERE {_UNFOLDED}"
-                " GROUP BY m.run_id"
+                "SELECT m.run_id, COUNT(*) + TOTAL(length(m.endpoint_figures))"  # noqa: S608 - fixed text
+                f" / {_ROW_BYTES} FROM metrics_timeseries m WHERE {_UNFOLDED} GROUP BY m.run_id"
             ).fetchall()
         )
         return {run_id: int(rows) for run_id, rows in found}
@@ -937,8 +1019,11 @@ class SqliteMetricsRepository(AddsOne):
         self._db.write(self._fold)
 
     def _fold(self, conn: sqlite3.Connection) -> None:
-        for statement in _FOLD:
-            conn.execute(statement)
+        rows = conn.execute(_UNFOLDED_ROWS).fetchall()
+        listed = {row[-2] for row in rows} - {None}
+        scopes = {list_id: self._lists.scopes(conn, list_id) for list_id in listed}
+        conn.executemany(_UPSERT_CELL, cells(rows, scopes))
+        conn.execute(_FOLDED_THROUGH_LAST)
         self._unfolded = 0
         self._by_run.clear()
 
@@ -950,8 +1035,8 @@ class SqliteMetricsRepository(AddsOne):
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
-        rows = [
-            (
+        rows: list[list[Any]] = [
+            [
                 s.load_test_run_id,
                 to_millis(s.timestamp),
                 s.user_count,
@@ -961,42 +1046,34 @@ class SqliteMetricsRepository(AddsOne):
                 s.current_p95,
                 s.slot,
                 compact_json(_snapshot_doc(s)),
-            )
+                names_key(s.endpoints) if s.endpoints else None,  # the list's id, below
+                pack(s.endpoints) if s.endpoints else None,
+            ]
             for s in items
         ]
+        if not rows:
+            return 0
+        keys = {row[_LIST] for row in rows} - {None}
+        lists = self._lists
 
-        def insert(conn: sqlite3.Connection) -> int:
+        def insert(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+            ids_of = lists.ids(conn, keys)
+            for row in rows:
+                if row[_LIST] is not None:
+                    row[_LIST] = ids_of.get(row[_LIST], row[_LIST])
             try:
                 if len(rows) == 1:  # the Monitor's write: one statement fewer
                     cursor = conn.execute(_INSERT_SNAPSHOT_IF_FREE, rows[0])
-                    kept, ids = ([0], [cursor.lastrowid]) if cursor.rowcount == 1 else ([], [])
+                    kept = [0] if cursor.rowcount == 1 else []
                 else:
                     kept = _unslotted_or_free(conn, items)
-                    # Ids given, not taken, so the endpoint rows can point at them;
-                    # the write lock is held, so nobody takes them meanwhile.
-                    after = conn.execute(
-                        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence"
-                        " WHERE name = 'metrics_timeseries'"
-                    ).fetchone()[0]
-                    ids = list(range(after + 1, after + 1 + len(kept)))
-                    conn.executemany(
-                        _INSERT_SNAPSHOT_WITH_ID,
-                        [(i, *rows[k]) for i, k in zip(ids, kept, strict=True)],
-                    )
+                    conn.executemany(_INSERT_SNAPSHOT, [rows[k] for k in kept])
             except sqlite3.IntegrityError as exc:  # foreign key: a run that is not stored
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
                 raise NotFoundError("LoadTestRun", missing[0] if missing else "?") from exc
             if not kept:
-                return 0
-            conn.executemany(
-                _INSERT_ENDPOINT,
-                [
-                    (snapshot_id, position, *_endpoint_row(row))
-                    for snapshot_id, k in zip(ids, kept, strict=True)
-                    for position, row in enumerate(items[k].endpoints)
-                ],
-            )
+                return 0, ids_of
             # Counted before the fold, so a fold that fails retries the whole
             # write and a retry that succeeds counts it again: early, never late.
             by_run, most = self._by_run, 0
@@ -1008,9 +1085,11 @@ class SqliteMetricsRepository(AddsOne):
             self._wrote = True
             if most >= self._fold_every or self._unfolded >= _FOLD_ALL * self._fold_every:
                 self._fold(conn)
-            return len(kept)
+            return len(kept), ids_of
 
-        return self._db.write(insert) if rows else 0
+        stored, ids_of = self._db.write(insert)
+        lists.learn(ids_of)
+        return stored
 
     @checked
     def snapshots(
@@ -1021,30 +1100,26 @@ class SqliteMetricsRepository(AddsOne):
         end: datetime | None = None,
         limit: int | None = None,
     ) -> list[MetricSnapshot]:
-        sql, params = self._range(f"SELECT id, {', '.join(_SNAPSHOT_COLUMNS)}", run_id, start, end)
+        sql, params = self._range(f"SELECT {', '.join(_SNAPSHOT_COLUMNS)}", run_id, start, end)
         sql += " ORDER BY ts_ms, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        # One statement, so a snapshot and its endpoint rows are read together.
-        sql = (
-            f"SELECT m.*, {', '.join(f'e.{c}' for c in _ENDPOINT_COLUMNS)}"  # noqa: S608 - fixed text
-            f" FROM ({sql}) m LEFT JOIN metrics_endpoints e ON e.snapshot = m.id"
-            " ORDER BY m.ts_ms, m.id, e.position"
-        )
-        rows = self._db.run(lambda conn: conn.execute(sql, params).fetchall())
-        found = []
-        width = 1 + len(_SNAPSHOT_COLUMNS)  # the id, then the snapshot's columns
-        for _, group in itertools.groupby(rows, key=operator.itemgetter(0)):
-            first, *more = group
-            *columns, text = first[1:width]
-            columns[1] = from_millis(columns[1])
-            doc = json.loads(text)
-            doc.update(zip(_COLUMN_KEYS, columns, strict=True))
-            if first[width] is not None:
-                doc["endpoints"] = _endpoint_rows([row[width:] for row in (first, *more)])
-            found.append(_CONVERTER.structure(doc, MetricSnapshot, subject="stored MetricSnapshot"))
-        return found
+        lists = self._lists
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            docs = []
+            for *columns, text, listed, blob in conn.execute(sql, params):
+                columns[1] = from_millis(columns[1])
+                doc = json.loads(text)
+                doc.update(zip(_COLUMN_KEYS, columns, strict=True))
+                if listed is not None:
+                    doc["endpoints"] = _endpoint_rows(lists.names(conn, listed), blob)
+                docs.append(doc)
+            return docs
+
+        structure = _CONVERTER.structure
+        return [structure(doc, MetricSnapshot, subject=_STORED) for doc in self._db.run(read)]
 
     @staticmethod
     def _range(
@@ -1082,20 +1157,21 @@ class SqliteMetricsRepository(AddsOne):
             window = window_for(start, end, first, last, buckets)
             if window is None:
                 return []
+            if window.level_ms and endpoint is not None:
+                return self._rolled_up_endpoint(conn, run_id, window, endpoint)
             if window.level_ms:
-                return self._rolled_up(conn, run_id, window, endpoint)
+                return self._rolled_up(conn, run_id, window)
             # Bound by the window the first statement saw: a snapshot stored
             # between the two statements must not add a bucket past its end.
             low, high = from_millis(window.start_ms), from_millis(window.end_ms)
-            if endpoint is None:
-                sql, params = self._range(
-                    f"SELECT (ts_ms - ?) / ? AS bucket, COUNT(*), {_SERIES_COLUMNS}",
-                    run_id,
-                    low,
-                    high,
-                )
-            else:
-                sql, params = self._endpoint_series_sql(run_id, endpoint, low, high)
+            if endpoint is not None:
+                return self._endpoint_series(conn, run_id, window, endpoint)
+            sql, params = self._range(
+                f"SELECT (ts_ms - ?) / ? AS bucket, COUNT(*), {_SERIES_COLUMNS}",
+                run_id,
+                low,
+                high,
+            )
             sql += " GROUP BY bucket"
             rows = conn.execute(sql, [window.start_ms, window.width_ms, *params]).fetchall()
             return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
@@ -1104,43 +1180,69 @@ class SqliteMetricsRepository(AddsOne):
 
     @staticmethod
     def _rolled_up(
-        conn: sqlite3.Connection, run_id: str, window: SeriesWindow, endpoint: str | None
+        conn: sqlite3.Connection, run_id: str, window: SeriesWindow
     ) -> list[SeriesBucket]:
-        level = window.level_ms
         rows = conn.execute(
-            _ROLLED_UP_SERIES[endpoint is not None],
-            {
-                "level": level,
-                "start": window.start_ms,
-                "width": window.width_ms,
-                "run": run_id,
-                "scope": WHOLE_RUN if endpoint is None else endpoint_scope(endpoint),
-                "low": window.start_ms // level,
-                "high": window.end_ms // level,
-            },
+            _ROLLED_UP_SERIES, _cell_params(window) | {"run": run_id, "scope": WHOLE_RUN}
         ).fetchall()
         return assemble(window, [(r[0], r[1], r[2:]) for r in rows])
 
-    @staticmethod
-    def _endpoint_series_sql(
-        run_id: str, endpoint: str, start: datetime | None, end: datetime | None
-    ) -> tuple[str, list[Any]]:
-        figures = ", ".join(f"MIN({v}), AVG({v}), MAX({v})" for v in _ENDPOINT_FIGURES)
+    def _endpoint_series(
+        self, conn: sqlite3.Connection, run_id: str, window: SeriesWindow, endpoint: str
+    ) -> list[SeriesBucket]:
+        """One endpoint's narrow buckets, from its packed figures."""
         pairs = endpoint_matches(endpoint)
-        match = " OR ".join("(e.method = ? AND e.name = ?)" for _ in pairs)
-        sql = (
-            f"SELECT (m.ts_ms - ?) / ? AS bucket, COUNT(*), {figures}"  # noqa: S608 - fixed text
-            " FROM metrics_timeseries m JOIN metrics_endpoints e ON e.snapshot = m.id"
-            f" WHERE m.run_id = ? AND ({match})"
+        rows = conn.execute(_ENDPOINT_POINTS, (run_id, window.start_ms, window.end_ms)).fetchall()
+        points = self._endpoint_points(
+            conn, rows, lambda names: [i for i, pair in enumerate(names) if pair in pairs]
         )
-        params: list[Any] = [run_id, *(v for pair in pairs for v in pair)]
-        if start is not None:
-            sql += " AND m.ts_ms >= ?"
-            params.append(to_millis(start))
-        if end is not None:
-            sql += " AND m.ts_ms < ?"
-            params.append(to_millis(end))
-        return sql, params
+        return python_series(window, points)
+
+    def _endpoint_points(
+        self,
+        conn: sqlite3.Connection,
+        rows: Iterable[tuple[Any, ...]],
+        matching: Callable[[list[tuple[str, str]]], list[int]],
+    ) -> Iterator[tuple[int, list[float | None]]]:
+        """``(ts_ms, SERIES_FIELDS figures)`` of each row ``matching`` picks out of a snapshot."""
+        positions: dict[int, list[int]] = {}
+        for ts_ms, users, listed, blob in rows:
+            found = positions.get(listed)
+            if found is None:
+                found = positions[listed] = matching(self._lists.names(conn, listed))
+            if not found:
+                continue
+            size = len(self._lists.names(conn, listed))
+            figures = figures_of([blob], size)
+            for position in found:
+                base = _FIGURE_WIDTH * position
+                yield (
+                    ts_ms,
+                    [users, *(_present(figures[base + k]) for k in _ENDPOINT_OFFSETS)],
+                )
+
+    def _rolled_up_endpoint(
+        self, conn: sqlite3.Connection, run_id: str, window: SeriesWindow, endpoint: str
+    ) -> list[SeriesBucket]:
+        """One endpoint's wide buckets: its cells, and the unfolded tail's rows of it."""
+        scope = endpoint_scope(endpoint)
+        params = _cell_params(window) | {"run": run_id, "scope": scope}
+        conn.execute("BEGIN")  # the cells and the tail as of one moment: a fold
+        try:  # committed between them would hide or double snapshots
+            found = conn.execute(_CELL_BUCKETS, params).fetchall()
+            tail = conn.execute(_TAIL_POINTS, params).fetchall()
+            buckets = {row[0]: [row[1], *row[2:]] for row in found}
+            level, width = window.level_ms, window.width_ms
+            points = self._endpoint_points(
+                conn, tail, lambda names: [i for i, p in enumerate(names) if row_scope(*p) == scope]
+            )
+            for ts_ms, values in points:
+                bucket = (ts_ms // level * level - window.start_ms) // width
+                into = buckets.get(bucket) or buckets.setdefault(bucket, empty())
+                merge(into, 1, [summary([v]) for v in values])
+        finally:
+            conn.execute("COMMIT")
+        return assemble(window, [(b, cell[0], _figures(cell)) for b, cell in buckets.items()])
 
     @checked
     def histogram_changes(
@@ -1188,19 +1290,49 @@ _endpoint_row = operator.attrgetter(*_ENDPOINT_COLUMNS)
 _ENDPOINT_KEYS = tuple(camel(c) for c in _ENDPOINT_COLUMNS)
 
 
-def _endpoint_rows(rows: list[tuple[Any, ...]]) -> list[EndpointStats] | list[dict[str, Any]]:
-    """A snapshot's endpoint rows as read: the models, made straight from the columns.
+def _endpoint_rows(
+    names: Sequence[tuple[str, str]], blob: bytes
+) -> list[EndpointStats] | list[dict[str, Any]]:
+    """A snapshot's endpoint rows as read: the models, made straight from the values.
 
-    The columns hold EndpointStats' fields in its order, already typed, and
-    the constructor checks them: going through the converter field by field
+    The values are EndpointStats' fields in its order, already typed, and the
+    constructor checks them: going through the converter field by field
     checked each twice and was most of reading a snapshot (48 of 246 us a
     row). A row that fails the checks goes through the converter, whose error
     names the field.
     """
     try:
+        rows = unpack(names, blob)
+    except ValueError as exc:
+        raise ValidationError.single("endpoints", str(exc), subject=_STORED) from None
+    try:
         return [EndpointStats(*row) for row in rows]
     except (ValidationError, TypeError):
         return [dict(zip(_ENDPOINT_KEYS, row, strict=True)) for row in rows]
+
+
+def _present(value: float) -> float | None:
+    return None if value != value else value  # NaN: a missing figure
+
+
+def _figures(cell: Sequence[Any]) -> list[float | None]:
+    """``[min, avg, max]`` per series figure of a merged cell (see ``_folding``)."""
+    out: list[float | None] = []
+    for at in range(1, len(cell), 4):
+        n, total, low, high = cell[at : at + 4]
+        out += [low, total / n if n else None, high]
+    return out
+
+
+def _cell_params(window: SeriesWindow) -> dict[str, int]:
+    level = window.level_ms
+    return {
+        "level": level,
+        "start": window.start_ms,
+        "width": window.width_ms,
+        "low": window.start_ms // level,
+        "high": window.end_ms // level,
+    }
 
 
 _HISTOGRAM_CHANGE = (
@@ -1245,38 +1377,43 @@ def _unslotted_or_free(conn: sqlite3.Connection, items: Sequence[MetricSnapshot]
     return kept
 
 
-def _rolled_up_series(tail_source: str, tail_figures: Sequence[str], tail_scope: str) -> str:
-    """A series of wide buckets: the cells, and the unfolded tail, in one statement,
-    so a fold committed meanwhile can neither hide nor double a snapshot."""
-    figures = ", ".join(
+_ROLLED_UP_SERIES = (
+    "SELECT (cell * :level - :start) / :width AS bucket, SUM(samples), "  # noqa: S608 - fixed text
+    + ", ".join(
         f"MIN(min_{f}), SUM(sum_{f}) / NULLIF(SUM(n_{f}), 0), MAX(max_{f})" for f in SERIES_FIELDS
     )
-    cells = ", ".join(f"n_{f}, sum_{f}, min_{f}, max_{f}" for f in SERIES_FIELDS)
-    tail = ", ".join(f"{v} IS NOT NULL, coalesce({v}, 0.0), {v}, {v}" for v in tail_figures)
-    return (
-        f"SELECT (cell * :level - :start) / :width AS bucket, SUM(samples), {figures}"  # noqa: S608 - fixed text
-        f" FROM (SELECT cell, samples, {cells} FROM metrics_rollups"
-        " WHERE run_id = :run AND level = :level AND scope = :scope"
-        " AND cell >= :low AND cell < :high"
-        f" UNION ALL SELECT m.ts_ms / :level, 1, {tail} FROM {tail_source}"
-        # The unary plus keeps the planner on (run, id), the run's short
-        # tail, rather than (run, time), which would walk all its snapshots.
-        f" WHERE m.run_id = :run AND {_UNFOLDED} AND {tail_scope}"
-        " AND +m.ts_ms >= :low * :level AND +m.ts_ms < :high * :level)"
-        " GROUP BY bucket"
-    )
-
-
-_ROLLED_UP_SERIES = (
-    _rolled_up_series("metrics_timeseries m", [f"m.{f}" for f in SERIES_FIELDS], "true"),
-    _rolled_up_series(
-        "metrics_timeseries m JOIN metrics_endpoints e ON e.snapshot = m.id",
-        _ENDPOINT_FIGURES,
-        # The scope a fold gives the row, so folding never changes a series.
-        f"{_ENDPOINT_SCOPE} = :scope",
-    ),
+    + " FROM (SELECT cell, samples, "
+    + ", ".join(f"n_{f}, sum_{f}, min_{f}, max_{f}" for f in SERIES_FIELDS)
+    + " FROM metrics_rollups WHERE run_id = :run AND level = :level AND scope = :scope"
+    " AND cell >= :low AND cell < :high UNION ALL SELECT m.ts_ms / :level, 1, "
+    + ", ".join(f"{v} IS NOT NULL, coalesce({v}, 0.0), {v}, {v}" for v in SERIES_FIELDS)
+    # The unary plus keeps the planner on (run, id), the run's short tail,
+    # rather than (run, time), which would walk all its snapshots.
+    + f" FROM metrics_timeseries m WHERE m.run_id = :run AND {_UNFOLDED}"
+    " AND +m.ts_ms >= :low * :level AND +m.ts_ms < :high * :level) GROUP BY bucket"
 )
-"""The whole run's series, and one endpoint's."""
+"""The whole run's series of wide buckets: the cells, and the unfolded tail, in
+one statement, so a fold committed meanwhile can neither hide nor double a snapshot."""
+
+_CELL_BUCKETS = (
+    "SELECT (cell * :level - :start) / :width AS bucket, SUM(samples), "  # noqa: S608 - fixed text
+    + ", ".join(f"SUM(n_{f}), TOTAL(sum_{f}), MIN(min_{f}), MAX(max_{f})" for f in SERIES_FIELDS)
+    + " FROM metrics_rollups WHERE run_id = :run AND level = :level AND scope = :scope"
+    " AND cell >= :low AND cell < :high GROUP BY bucket"
+)
+"""One scope's cells merged per bucket, to merge the unfolded tail into."""
+
+_POINT_COLUMNS = "m.ts_ms, m.user_count, m.endpoint_list, m.endpoint_figures"
+_TAIL_POINTS = (
+    f"SELECT {_POINT_COLUMNS} FROM metrics_timeseries m WHERE m.run_id = :run"  # noqa: S608 - fixed text
+    f" AND {_UNFOLDED} AND +m.ts_ms >= :low * :level AND +m.ts_ms < :high * :level"
+    " AND m.endpoint_list IS NOT NULL"
+)
+"""The unfolded snapshots of a window, for their endpoint rows (see _ROLLED_UP_SERIES)."""
+_ENDPOINT_POINTS = (
+    f"SELECT {_POINT_COLUMNS} FROM metrics_timeseries m WHERE m.run_id = ?"  # noqa: S608 - fixed text
+    " AND m.ts_ms >= ? AND m.ts_ms < ? AND m.endpoint_list IS NOT NULL"
+)
 
 
 def _raise_missing_or_stale(
