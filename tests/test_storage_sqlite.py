@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import loadmanager as lm
 from loadmanager.repositories import Storage
@@ -577,6 +579,17 @@ def test_a_stored_endpoint_blob_that_does_not_fit_its_list_is_a_validation_error
         storage._db.write(edit)
         with pytest.raises(lm.ValidationError) as caught:
             storage.metrics.snapshots("r")
+        # Folds and series leave the damaged rows out; writes go on.
+        later = datetime(2026, 1, 1, 0, 0, 30, tzinfo=timezone.utc)
+        assert storage.metrics.add(make_snapshot("r", later))
+        for fold in (False, True):
+            if fold:
+                storage.metrics.fold()
+            for buckets in (1, 500):  # from the cells and the tail; from the snapshots
+                (bucket,) = storage.metrics.series("r", buckets, endpoint="GET /items")
+                assert bucket.samples == 1
+                # The whole run's figures are in columns of their own, unharmed.
+                assert sum(b.samples for b in storage.metrics.series("r", buckets)) == 2
     assert caught.value.paths == ("endpoints",)
 
 
@@ -633,3 +646,63 @@ def test_a_wide_series_reads_the_unfolded_tail_of_its_run_from_the_run_and_id_in
             )
             assert any("metrics_timeseries_unfolded (run_id=? AND id>?)" in step for step in plan)
             assert not any("metrics_timeseries_series" in step for step in plan)
+
+
+_FIGURE = st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False), st.integers(0, 10**6))
+
+
+@st.composite
+def _unfolded_rows(draw: st.DrawFn) -> tuple[list[tuple[object, ...]], dict[int, list[str]]]:
+    """Rows as a fold reads them: several runs, times in any order and shared,
+    missing figures, and endpoint lists of different lengths (one naming a
+    scope twice, as a row with a method and one without can)."""
+    from loadmanager.repositories._packed import pack_rows
+
+    scopes = {1: ["@GET /a"], 2: ["@GET /a", "@b", "@GET /a"], 3: []}
+    rows = []
+    for _ in range(draw(st.integers(1, 60))):
+        listed = draw(st.sampled_from([None, 1, 2]))
+        blob = None
+        if listed is not None:
+            endpoint_rows = [
+                (draw(st.integers(0, 99)), 0, *draw(st.lists(_FIGURE, min_size=8, max_size=8)))
+                for _ in scopes[listed]
+            ]
+            # A rate is never missing in a stored row; a response time may be.
+            blob = pack_rows(
+                [(n, f, r or 0.0, s or 0.0, *rest) for n, f, r, s, *rest in endpoint_rows]
+            )
+        figures = [draw(st.floats(0, 1e4)) for _ in range(3)] + [draw(_FIGURE) for _ in range(2)]
+        rows.append(
+            (
+                draw(st.sampled_from(["r1", "r2", "r3"])),
+                draw(st.integers(0, 2_000_000)),
+                *figures,
+                listed,
+                blob,
+            )
+        )
+    return rows, scopes
+
+
+@settings(max_examples=60, deadline=None)
+@given(_unfolded_rows())
+def test_numpy_and_python_folds_give_the_same_cells(
+    drawn: tuple[list[tuple[object, ...]], dict[int, list[str]]],
+) -> None:
+    """The ``fast`` extra's fold (numpy) and the core's (Python) agree cell for
+    cell; the contract suite holds either to the brute-force series."""
+    import math
+
+    from loadmanager.repositories._folding import cells
+
+    rows, scopes = drawn
+    by_python = sorted(cells(rows, scopes, use_numpy=False), key=lambda c: c[:4])
+    by_numpy = sorted(cells(rows, scopes, use_numpy=True), key=lambda c: c[:4])
+    assert [c[:5] for c in by_python] == [c[:5] for c in by_numpy]
+    for python_cell, numpy_cell in zip(by_python, by_numpy, strict=True):
+        for at, (a, b) in enumerate(zip(python_cell[5:], numpy_cell[5:], strict=True)):
+            if at % 4 == 1:  # a sum: the order of the additions may differ
+                assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (python_cell, numpy_cell)
+            else:  # counts, minima and maxima are exact
+                assert a == b, (at, python_cell, numpy_cell)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..filters import ROLLUP_LEVELS_MS
-from ._packed import FIGURE_WIDTH, FIGURES, figures_of
+from ._packed import FIGURE_WIDTH, FIGURES, ROW_BYTES, figures_of
 from ._rollups import WHOLE_RUN
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS
 
@@ -32,7 +32,7 @@ Summary = tuple[int, float, float | None, float | None]
 """count, sum, minimum and maximum of the values present."""
 
 _ENDPOINT_OFFSETS = tuple(FIGURES.index(f) for f in ENDPOINT_FIELDS)
-_TIME = operator.itemgetter(1)
+_RUN_TIME = operator.itemgetter(0, 1)
 
 
 def summary(values: Sequence[float | None]) -> Summary:
@@ -96,29 +96,39 @@ def _by_segment(
     return list(map(len, pieces)), sums, list(map(min, pieces)), list(map(max, pieces))
 
 
-def _layouts(ts: Sequence[int]) -> list[tuple[int, list[int], list[int], list[slice]]]:
-    """Per level: the level, each cell's number and sample count, and its slice of ``ts``."""
+_Layout = tuple[int, list[str], list[int], list[int], list[slice]]
+"""A level, and each of its cells' run, number, sample count and slice of the rows."""
+
+
+def _layouts(runs: Sequence[str], ts: Sequence[int]) -> list[_Layout]:
+    """The cells of rows in (run, time) order, at each level."""
+    count = len(ts)
+    new_run = [True, *(runs[i] != runs[i - 1] for i in range(1, count))]
     found = []
     for level in ROLLUP_LEVELS_MS:
         cell_of = [t // level for t in ts]
-        starts = [0, *(i for i in range(1, len(ts)) if cell_of[i] != cell_of[i - 1])]
-        ends = [*starts[1:], len(ts)]
-        samples = list(map(operator.sub, ends, starts))
-        found.append((level, [cell_of[i] for i in starts], samples, list(map(slice, starts, ends))))
+        starts = [i for i in range(count) if new_run[i] or cell_of[i] != cell_of[i - 1]]
+        ends = [*starts[1:], count]
+        found.append(
+            (
+                level,
+                [runs[i] for i in starts],
+                [cell_of[i] for i in starts],
+                list(map(operator.sub, ends, starts)),
+                list(map(slice, starts, ends)),
+            )
+        )
     return found
 
 
 def _cells_of(
-    run_id: str,
-    scope: str,
-    layouts: Sequence[tuple[int, list[int], list[int], list[slice]]],
-    columns: Sequence[Sequence[float | None]],
+    scope: str, layouts: Sequence[_Layout], columns: Sequence[Sequence[float | None]]
 ) -> Iterator[tuple[Any, ...]]:
-    """The cells of one scope's time-ordered values at every level (metrics_rollups' columns)."""
-    for level, numbers, samples, parts in layouts:
+    """The cells of one scope's values at every level (metrics_rollups' columns)."""
+    for level, runs, numbers, samples, parts in layouts:
         figures = [f for column in columns for f in _by_segment(column, parts)]
         yield from zip(
-            itertools.repeat(run_id),
+            runs,
             itertools.repeat(level),
             itertools.repeat(scope),
             numbers,
@@ -127,43 +137,143 @@ def _cells_of(
         )
 
 
+def _numpy_cells(
+    np: Any, runs: Sequence[str], ts: Sequence[int], scopes: Sequence[str], values: Any
+) -> Iterator[tuple[Any, ...]]:
+    """``_cells_of`` for several scopes at once, with numpy's ``reduceat``.
+
+    ``values`` is an array of shape (snapshots, scopes, figures), NaN for a
+    missing figure, its rows in (run, time) order; the cells are the same (sums
+    up to their order).
+    """
+    times = np.asarray(ts, dtype=np.int64)
+    run_ids = np.asarray(runs)
+    new_run = np.r_[True, run_ids[1:] != run_ids[:-1]]
+    present = ~np.isnan(values)
+    zeroed = np.where(present, values, 0.0)
+    shape = (len(scopes), 4 * len(SERIES_FIELDS), -1)
+    for level in ROLLUP_LEVELS_MS:
+        cell_of = times // level
+        starts = np.flatnonzero(new_run | np.r_[True, cell_of[1:] != cell_of[:-1]])
+        at = run_ids[starts].tolist()
+        numbers = cell_of[starts].tolist()
+        samples = np.diff(np.r_[starts, len(times)]).tolist()
+        low = np.fmin.reduceat(values, starts, axis=0)
+        figures = np.stack(
+            [
+                np.add.reduceat(present, starts, axis=0),
+                np.add.reduceat(zeroed, starts, axis=0),
+                low,
+                np.fmax.reduceat(values, starts, axis=0),
+            ],
+            axis=-1,
+        )  # (cells, scopes, figures, 4): per figure its count, sum, min and max
+        # Per scope, each column's values cell by cell: zip makes the rows in C.
+        by_scope = figures.transpose(1, 2, 3, 0).reshape(shape).tolist()
+        missing = bool(np.isnan(low).any())  # a cell where a figure has no value
+        for scope, columns in zip(scopes, by_scope, strict=True):
+            if missing:
+                columns = [[None if v != v else v for v in column] for column in columns]
+            yield from zip(
+                at,
+                itertools.repeat(level),
+                itertools.repeat(scope),
+                numbers,
+                samples,
+                *columns,
+            )
+
+
+def _numpy_endpoint_cells(
+    np: Any, under: Sequence[Sequence[Any]], scopes: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    size = len(scopes)
+    figures = np.frombuffer(figures_of([r[-1] for r in under], size), dtype=np.float64)
+    picked = figures.reshape(len(under), size, FIGURE_WIDTH)[:, :, list(_ENDPOINT_OFFSETS)]
+    users = np.array([r[2] for r in under], dtype=float)
+    # Every endpoint row carries its snapshot's user count.
+    users = np.broadcast_to(users[:, None, None], (len(under), size, 1))
+    values = np.concatenate([users, picked], axis=2)
+    return _numpy_cells(np, [r[0] for r in under], [r[1] for r in under], scopes, values)
+
+
+_NUMPY_FROM = 1024
+"""A fold of this many values per figure or more uses numpy when it is installed
+(the ``fast`` extra): importing it costs more than a small fold saves."""
+_numpy: Any = None
+
+
+def _numpy_for(values: float) -> Any:
+    """numpy, for a fold of ``values`` values a figure, if it is worth it and installed."""
+    global _numpy  # imported on first need: it takes longer than a small fold
+    if values < _NUMPY_FROM:
+        return None
+    if _numpy is None:
+        try:
+            import numpy
+        except ImportError:  # pragma: no cover - the test environment has it
+            _numpy = False
+        else:
+            _numpy = numpy
+    return _numpy or None
+
+
 def cells(
-    rows: Iterable[Sequence[Any]], scopes: Mapping[int, Sequence[str]]
+    rows: Iterable[Sequence[Any]],
+    scopes: Mapping[int, Sequence[str]],
+    *,
+    use_numpy: bool | None = None,
 ) -> list[tuple[Any, ...]]:
     """The cells of ``rows``, metrics_rollups' columns, at every level.
 
-    A cell may come more than once (a run's snapshots under two endpoint lists
-    share its whole-run cells): whoever stores them merges them.
+    The rows of every run are put in (run, time) order and computed together,
+    so a fold of a few snapshots of each of many runs (the Monitor's) costs
+    what its cells do, not a fixed cost per run. A cell may come more than
+    once (a run's snapshots under two endpoint lists share its whole-run
+    cells): whoever stores them merges them.
 
     Args:
         rows: ``(run_id, ts_ms, *SERIES_FIELDS, endpoint list id, endpoint blob)``
             per snapshot (the list and blob ``None`` for a snapshot without rows).
         scopes: Each endpoint list's scopes, in the order of its rows.
+        use_numpy: Compute with numpy (True), in Python (False), or with numpy
+            for a large fold when it is installed (None).
     """
-    runs: dict[str, list[Sequence[Any]]] = {}
-    for row in rows:
-        runs.setdefault(row[0], []).append(row)
-    found: list[tuple[Any, ...]] = []
+    ordered = sorted(rows, key=_RUN_TIME)
+    if not ordered:
+        return []
+    listed: dict[int, list[Sequence[Any]]] = {}
+    for row in ordered:
+        # A value that does not fit its list (damaged on disk: reading the
+        # snapshot raises) is left out rather than stopping every later fold.
+        if row[-2] is not None and len(row[-1]) == ROW_BYTES * len(scopes[row[-2]]):
+            listed.setdefault(row[-2], []).append(row)
+    size = len(ordered) + sum(len(u) * len(scopes[k]) for k, u in listed.items())
+    np = None if use_numpy is False else _numpy_for(math.inf if use_numpy else size)
+    columns = list(zip(*ordered, strict=True))
     width = len(SERIES_FIELDS)
-    for run_id, members in runs.items():
-        members.sort(key=_TIME)
-        columns = list(zip(*members, strict=True))
-        layouts = _layouts(columns[1])
-        found.extend(_cells_of(run_id, WHOLE_RUN, layouts, columns[2 : 2 + width]))
-        listed: dict[int, list[Sequence[Any]]] = {}
-        for row in members:
-            if row[-2] is not None:
-                listed.setdefault(row[-2], []).append(row)
+    found: list[tuple[Any, ...]] = []
+    if np is not None:
+        whole = np.array(columns[2 : 2 + width], dtype=float).T[:, None, :]
+        found.extend(_numpy_cells(np, columns[0], columns[1], [WHOLE_RUN], whole))
         for list_id, under in listed.items():
-            if len(under) < len(members):  # the run's snapshots are under several lists
-                layouts = _layouts([r[1] for r in under])
-            users = [r[2] for r in under]
-            row_scopes = scopes[list_id]
-            figures = figures_of([r[-1] for r in under], len(row_scopes))
-            stride = FIGURE_WIDTH * len(row_scopes)
-            for position, scope in enumerate(row_scopes):
-                base = FIGURE_WIDTH * position
-                # Every endpoint row carries its snapshot's user count.
-                own = [users, *(figures[base + k :: stride] for k in _ENDPOINT_OFFSETS)]
-                found.extend(_cells_of(run_id, scope, layouts, own))
+            found.extend(_numpy_endpoint_cells(np, under, scopes[list_id]))
+        return found
+    every = _layouts(columns[0], columns[1])
+    found.extend(_cells_of(WHOLE_RUN, every, columns[2 : 2 + width]))
+    for list_id, under in listed.items():
+        # Rows under one list are the run's rows, or some of them in the same order.
+        if len(under) == len(ordered):
+            layouts = every
+        else:
+            layouts = _layouts([r[0] for r in under], [r[1] for r in under])
+        users = [r[2] for r in under]
+        row_scopes = scopes[list_id]
+        figures = figures_of([r[-1] for r in under], len(row_scopes))
+        stride = FIGURE_WIDTH * len(row_scopes)
+        for position, scope in enumerate(row_scopes):
+            base = FIGURE_WIDTH * position
+            # Every endpoint row carries its snapshot's user count.
+            own = [users, *(figures[base + k :: stride] for k in _ENDPOINT_OFFSETS)]
+            found.extend(_cells_of(scope, layouts, own))
     return found

@@ -29,6 +29,7 @@ __all__ = [
     "COUNTS",
     "FIGURES",
     "FIGURE_WIDTH",
+    "ROW_BYTES",
     "figures_of",
     "names_key",
     "names_of",
@@ -51,6 +52,8 @@ FIGURES = (
 """EndpointStats' fields after its method and name, in its order: counts, then figures."""
 
 FIGURE_WIDTH = len(FIGURES)
+ROW_BYTES = 8 * (len(COUNTS) + FIGURE_WIDTH)
+"""The bytes one endpoint row takes in a blob."""
 _COUNT_BYTES = 8 * len(COUNTS)
 
 _names = operator.attrgetter("method", "name")

@@ -44,7 +44,7 @@ from ..locustfiles import Locustfile
 from ..metrics import AGGREGATED, EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._folding import cells, empty, merge, summary
-from ._packed import FIGURES, figures_of, names_key, names_of, pack, pack_rows, unpack
+from ._packed import FIGURES, ROW_BYTES, figures_of, names_key, names_of, pack, pack_rows, unpack
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._rollups import WHOLE_RUN, endpoint_scope, row_scope
 from ._series import (
@@ -258,8 +258,6 @@ _INSERT_SNAPSHOT = (
     f" VALUES ({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
 )
 _LIST = _SNAPSHOT_COLUMNS.index("endpoint_list")
-_ROW_BYTES = 8 * len(_ENDPOINT_COLUMNS[2:])
-"""The bytes of one endpoint row in ``endpoint_figures``."""
 _FIGURE_WIDTH = len(FIGURES)
 _ENDPOINT_OFFSETS = tuple(FIGURES.index(f) for f in ENDPOINT_FIELDS)
 
@@ -1005,7 +1003,7 @@ class SqliteMetricsRepository(AddsOne):
         found = self._db.run(
             lambda conn: conn.execute(
                 "SELECT m.run_id, COUNT(*) + TOTAL(length(m.endpoint_figures))"  # noqa: S608 - fixed text
-                f" / {_ROW_BYTES} FROM metrics_timeseries m WHERE {_UNFOLDED} GROUP BY m.run_id"
+                f" / {ROW_BYTES} FROM metrics_timeseries m WHERE {_UNFOLDED} GROUP BY m.run_id"
             ).fetchall()
         )
         return {run_id: int(rows) for run_id, rows in found}
@@ -1210,9 +1208,9 @@ class SqliteMetricsRepository(AddsOne):
             found = positions.get(listed)
             if found is None:
                 found = positions[listed] = matching(self._lists.names(conn, listed))
-            if not found:
-                continue
             size = len(self._lists.names(conn, listed))
+            if not found or len(blob) != ROW_BYTES * size:  # see _folding.cells
+                continue
             figures = figures_of([blob], size)
             for position in found:
                 base = _FIGURE_WIDTH * position
