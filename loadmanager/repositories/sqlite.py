@@ -132,8 +132,10 @@ _ENDPOINT_COLUMNS = (
     "p99_response_time",
 )
 """EndpointStats' fields, in its order: the columns of ``metrics_endpoints`` as
-migration 7 made them. A field added to EndpointStats needs a migration that
-adds its column here too (a test holds the two equal)."""
+migration 7 made them and migration 8 reads them, spelt out rather than taken
+from the model, so that those migrations never change. A test holds them equal
+to the model's fields and to ``_packed``'s layout; a field added to
+EndpointStats needs a migration that packs it."""
 
 _SNAPSHOT_COLUMNS = (
     "run_id",
@@ -157,8 +159,7 @@ def _row_scope(method: str, name: str) -> str:
 _UNFOLDED = "m.id > (SELECT through FROM metrics_folded)"
 
 _ALWAYS_PRESENT = ("user_count", "current_rps", "current_fail_per_sec")
-"""Series figures no row lacks: NOT NULL in metrics_timeseries (schema 7) and, for
-an endpoint row, in metrics_endpoints (its user count is the snapshot's)."""
+"""Series figures no snapshot lacks: NOT NULL in metrics_timeseries since schema 7."""
 
 
 _UPSERT_CELL = (
@@ -971,18 +972,21 @@ class SqliteLoadTestRunRepository:
 
 
 class SqliteMetricsRepository(AddsOne):
-    """Snapshots in ``metrics_timeseries``, their endpoint rows in ``metrics_endpoints``.
+    """Snapshots in ``metrics_timeseries``, each with its endpoint rows packed
+    beside it (see ``_packed``) and their names in ``metrics_endpoint_lists``.
 
-    Series are a GROUP BY in SQL: over the snapshots for narrow buckets, over
-    the rolled-up cells and the tail not yet folded into them for wide ones.
+    The whole run's series are a GROUP BY in SQL: over the snapshots for narrow
+    buckets, over the rolled-up cells and the tail not yet folded into them for
+    wide ones. One endpoint's unpack its figures in Python, from the snapshots
+    or from the cells and the tail.
 
     Args:
         db: The database.
         fold_every: How many rows this repository stores before a write also
             folds every unfolded snapshot into the series cells (see
-            ``_FOLD``); a snapshot counts one row, and each of its endpoint rows
-            one more. Fewer makes writes dearer; more makes wide series read a
-            longer tail.
+            ``_UNFOLDED_ROWS``); a snapshot counts one row, and each of its
+            endpoint rows one more. Fewer makes writes dearer; more makes wide
+            series read a longer tail.
     """
 
     def __init__(self, db: _Database, *, fold_every: int = FOLD_EVERY) -> None:
@@ -1284,7 +1288,6 @@ class SqliteMetricsRepository(AddsOne):
 _COLUMN_KEYS = tuple(camel(f) for f in _COLUMN_FIELDS)
 # What the columns and the endpoint rows hold exactly is not written twice.
 _snapshot_doc = _CONVERTER.unstructurer(MetricSnapshot, omit=(*_COLUMN_FIELDS, "endpoints"))
-_endpoint_row = operator.attrgetter(*_ENDPOINT_COLUMNS)
 _ENDPOINT_KEYS = tuple(camel(c) for c in _ENDPOINT_COLUMNS)
 
 
