@@ -593,19 +593,21 @@ def test_a_stored_endpoint_blob_that_does_not_fit_its_list_is_a_validation_error
     assert caught.value.paths == ("endpoints",)
 
 
-def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_it(
+def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_a_multiple_of_it(
     tmp_path: Path,
 ) -> None:
     """Many runs written in turn fold rarely, so each cell gathers several
     snapshots per fold; the tail of all runs together is still bounded."""
+    from loadmanager.repositories.sqlite import _FOLD_ALL
     from loadmanager.testing import make_run
 
+    runs, bound = _FOLD_ALL + _FOLD_ALL // 4, _FOLD_ALL * 10
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     with SqliteStorage(str(tmp_path / "lm.db"), fold_every=10) as storage:
         test = storage.load_tests.add(make_load_test())
         ids = [
             storage.runs.add(make_run(test, id=f"r{n}", status=lm.RunStatus.FINISHED)).id
-            for n in range(20)
+            for n in range(runs)
         ]
 
         def unfolded() -> int:
@@ -615,11 +617,11 @@ def test_a_fold_waits_for_one_run_to_reach_fold_every_or_all_runs_sixteen_times_
             at = t0 + timedelta(seconds=2 * i)
             storage.metrics.add(make_snapshot(run_id, at, endpoints=()))
 
-        for i in range(9):  # 9 rows a run: no run reaches 10, all of them 160
+        for i in range(9):  # 9 rows a run: no run reaches 10, all of them the bound
             for j, run_id in enumerate(ids):
                 add(run_id, i)
-                written = 20 * i + j + 1
-                assert unfolded() == (written if written < 160 else written - 160)
+                written = runs * i + j + 1
+                assert unfolded() == (written if written < bound else written - bound)
         for i in range(9, 17):
             add(ids[0], i)
             assert storage.metrics._tail()[ids[0]] == i - 7

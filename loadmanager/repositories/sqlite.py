@@ -465,11 +465,15 @@ FOLD_EVERY = 4096
 snapshots of ten endpoint rows, or 40 of a hundred, so a series' tail stays a
 few thousand rows."""
 
-_FOLD_ALL = 16
+_FOLD_ALL = 64
 """Rows of all runs together may reach this many times ``fold_every`` first. A
 Monitor writes a snapshot of each of hundreds of runs in turn, and folding
 after a few hundred snapshots gave each cell one snapshot per fold: 33 cell
-upserts a snapshot, as if nothing were deferred."""
+upserts a snapshot, as if nothing were deferred. At 16, 2,000 runs folded
+three snapshots of each run at a time (11 cell rows a snapshot); at 64,
+twelve (about 5), which took the Monitor from 0.55-0.60 to 0.49-0.55 CPU-s/s
+(bench_monitor_fanout.py, N = 2,000). A fold then holds the write lock for
+a second or two; the Monitor's writes queue meanwhile, and readers (WAL) go on."""
 
 _CONVERTER = make_converter("iso")
 _SERIES_COLUMNS = ", ".join(f"MIN({f}), AVG({f}), MAX({f})" for f in SERIES_FIELDS)
