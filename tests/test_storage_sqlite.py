@@ -708,3 +708,39 @@ def test_numpy_and_python_folds_give_the_same_cells(
                 assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (python_cell, numpy_cell)
             else:  # counts, minima and maxima are exact
                 assert a == b, (at, python_cell, numpy_cell)
+
+
+def test_a_write_retried_after_a_lock_error_points_at_the_list_its_retry_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A try that rolls back loses the endpoint list it inserted; the retry's
+    list may get another id, and the snapshots must point at that one."""
+    from loadmanager.repositories import sqlite as backend
+    from loadmanager.testing import make_run
+
+    real_ids, real_free = backend._EndpointLists.ids, backend._unslotted_or_free
+    tries: list[dict[str, int]] = []
+
+    def ids(
+        self: backend._EndpointLists, conn: sqlite3.Connection, keys: set[str]
+    ) -> dict[str, int]:
+        if not tries:  # another list takes the first id, in the try that rolls back
+            conn.execute("""INSERT INTO metrics_endpoint_lists (names) VALUES ('[["X","y"]]')""")
+        tries.append(real_ids(self, conn, keys))
+        return tries[-1]
+
+    def free(conn: sqlite3.Connection, items: list[lm.MetricSnapshot]) -> list[int]:
+        if len(tries) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real_free(conn, items)
+
+    with SqliteStorage(str(tmp_path / "lm.db")) as storage:
+        test = storage.load_tests.add(make_load_test())
+        storage.runs.add(make_run(test, id="r", status=lm.RunStatus.FINISHED))
+        monkeypatch.setattr(backend._EndpointLists, "ids", ids)
+        monkeypatch.setattr(backend, "_unslotted_or_free", free)
+        at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        written = make_snapshot("r", at)
+        assert storage.metrics.add_many([written, make_snapshot("r", at, slot=1)]) == 2
+        assert [list(t.values()) for t in tries] == [[2], [1]]  # the ids did differ
+        assert [s.endpoints for s in storage.metrics.snapshots("r")] == [written.endpoints] * 2

@@ -33,6 +33,7 @@ __all__ = [
     "figures_of",
     "names_key",
     "names_of",
+    "names_text",
     "pack",
     "pack_rows",
     "unpack",
@@ -62,12 +63,17 @@ _figures = operator.attrgetter(*FIGURES)
 _SWAP = sys.byteorder != "little"
 
 
+def names_text(pairs: Sequence[Sequence[str]]) -> str:
+    """The text a list of ``(method, name)`` pairs is stored and looked up by."""
+    return json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
+
+
 def names_key(endpoints: Iterable[EndpointStats]) -> str:
-    """The text an endpoint list is stored and looked up by."""
+    """The text the list of ``endpoints``' methods and names is stored and looked up by."""
     names = tuple(map(_names, endpoints))
     key = _KEYS.get(names)
     if key is None:
-        key = json.dumps(names, ensure_ascii=False, separators=(",", ":"))
+        key = names_text(names)
         if len(_KEYS) >= _KEPT:  # a bound, for a process that sees endless lists
             _KEYS.clear()
         _KEYS[names] = key

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import tenacity
 
@@ -44,7 +44,17 @@ from ..locustfiles import Locustfile
 from ..metrics import AGGREGATED, EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
 from ._folding import cells, empty, merge, summary
-from ._packed import FIGURES, ROW_BYTES, figures_of, names_key, names_of, pack, pack_rows, unpack
+from ._packed import (
+    FIGURES,
+    ROW_BYTES,
+    figures_of,
+    names_key,
+    names_of,
+    names_text,
+    pack,
+    pack_rows,
+    unpack,
+)
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
 from ._rollups import WHOLE_RUN, endpoint_scope, row_scope
 from ._series import (
@@ -341,7 +351,7 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
     packed = []
     for snapshot_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
         members = [row[1:] for row in group]
-        key = json.dumps([row[:2] for row in members], ensure_ascii=False, separators=(",", ":"))
+        key = names_text([row[:2] for row in members])
         listed = lists.ids(conn, [key])[key]
         packed.append((listed, pack_rows([row[2:] for row in members]), snapshot_id))
     conn.executemany(
@@ -1041,8 +1051,8 @@ class SqliteMetricsRepository(AddsOne):
 
     def add_many(self, snapshots: Iterable[MetricSnapshot]) -> int:
         items = list(snapshots)
-        rows: list[list[Any]] = [
-            [
+        rows = [
+            (
                 s.load_test_run_id,
                 to_millis(s.timestamp),
                 s.user_count,
@@ -1054,26 +1064,27 @@ class SqliteMetricsRepository(AddsOne):
                 compact_json(_snapshot_doc(s)),
                 names_key(s.endpoints) if s.endpoints else None,  # the list's id, below
                 pack(s.endpoints) if s.endpoints else None,
-            ]
+            )
             for s in items
         ]
         if not rows:
             return 0
-        keys = {row[_LIST] for row in rows} - {None}
+        keys = {cast("str", row[_LIST]) for row in rows if row[_LIST] is not None}
         lists = self._lists
 
         def insert(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+            # Ids looked up afresh on every try: a list a rolled-back try
+            # inserted may have another id now.
             ids_of = lists.ids(conn, keys)
-            for row in rows:
-                if row[_LIST] is not None:
-                    row[_LIST] = ids_of.get(row[_LIST], row[_LIST])
+            get = ids_of.get
+            params = [(*row[:_LIST], get(row[_LIST]), row[-1]) for row in rows]  # type: ignore[arg-type]
             try:
                 if len(rows) == 1:  # the Monitor's write: one statement fewer
-                    cursor = conn.execute(_INSERT_SNAPSHOT_IF_FREE, rows[0])
+                    cursor = conn.execute(_INSERT_SNAPSHOT_IF_FREE, params[0])
                     kept = [0] if cursor.rowcount == 1 else []
                 else:
                     kept = _unslotted_or_free(conn, items)
-                    conn.executemany(_INSERT_SNAPSHOT, [rows[k] for k in kept])
+                    conn.executemany(_INSERT_SNAPSHOT, [params[k] for k in kept])
             except sqlite3.IntegrityError as exc:  # foreign key: a run that is not stored
                 known = {r[0] for r in conn.execute("SELECT id FROM load_test_runs")}
                 missing = sorted({row[0] for row in rows} - known)
