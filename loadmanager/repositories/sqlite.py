@@ -352,7 +352,9 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
     for snapshot_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
         members = [row[1:] for row in group]
         key = names_text([row[:2] for row in members])
-        listed = lists.ids(conn, [key])[key]
+        found = lists.ids(conn, [key])
+        lists.learn(found)  # this transaction's own, and thrown away with it
+        listed = found[key]
         packed.append((listed, pack_rows([row[2:] for row in members]), snapshot_id))
     conn.executemany(
         "UPDATE metrics_timeseries SET endpoint_list = ?, endpoint_figures = ? WHERE id = ?",
@@ -1222,12 +1224,13 @@ class SqliteMetricsRepository(AddsOne):
         matching: Callable[[list[tuple[str, str]]], list[int]],
     ) -> Iterator[tuple[int, list[float | None]]]:
         """``(ts_ms, SERIES_FIELDS figures)`` of each row ``matching`` picks out of a snapshot."""
-        positions: dict[int, list[int]] = {}
+        positions: dict[int, tuple[list[int], int]] = {}
         for ts_ms, users, listed, blob in rows:
-            found = positions.get(listed)
-            if found is None:
-                found = positions[listed] = matching(self._lists.names(conn, listed))
-            size = len(self._lists.names(conn, listed))
+            known = positions.get(listed)
+            if known is None:
+                names = self._lists.names(conn, listed)
+                known = positions[listed] = (matching(names), len(names))
+            found, size = known
             if not found or len(blob) != ROW_BYTES * size:  # see _folding.cells
                 continue
             figures = figures_of([blob], size)
