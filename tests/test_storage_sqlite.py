@@ -214,6 +214,7 @@ def _as_schema_5(path: Path) -> None:
     conn.executescript(
         """
         DROP TABLE metrics_folded; DROP TABLE metrics_rollups;
+        DROP TABLE metrics_endpoint_cells; DROP TABLE metrics_scope_lists;
         DROP TABLE metrics_timeseries; DROP TABLE metrics_endpoint_lists;
         CREATE TABLE metrics_timeseries (
             run_id TEXT NOT NULL REFERENCES load_test_runs (id), ts_ms INTEGER NOT NULL,
@@ -304,12 +305,39 @@ def test_a_schema_5_file_is_rolled_up_and_split_into_endpoint_rows_on_opening(
         assert storage.metrics.count(run.id) == 3_003
 
 
+def _as_schema_8(path: Path) -> None:
+    """Rewrites a file's endpoint cells as schema 8 held them: a row of
+    metrics_rollups per scope and cell."""
+    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats, scopes_of
+
+    conn = sqlite3.connect(path)
+    lists = {i: scopes_of(text) for i, text in conn.execute("SELECT * FROM metrics_scope_lists")}
+    rows = []
+    for run_id, level, cell, listed, packed in conn.execute(
+        "SELECT run_id, level, cell, scopes, figures FROM metrics_endpoint_cells"
+    ):
+        values = [None if v != v else v for v in cell_floats(packed)]
+        for position, scope in enumerate(lists[listed]):
+            own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
+            rows.append((run_id, level, scope, cell, int(own[0]), *own[1:]))
+    conn.executemany(f"INSERT INTO metrics_rollups VALUES ({', '.join('?' * 25)})", rows)
+    conn.executescript(
+        """
+        DROP TABLE metrics_endpoint_cells; DROP TABLE metrics_scope_lists;
+        PRAGMA user_version = 8;
+        """
+    )
+    conn.commit()
+    conn.close()
+
+
 def _as_schema_7(path: Path, *, folded: bool) -> None:
     """Rewrites a file's metrics as schema 7 held them: an endpoint row per row of
     metrics_endpoints. Not ``folded``: every snapshot in the unfolded tail."""
     from loadmanager.repositories._packed import names_of, unpack
     from loadmanager.repositories.sqlite import _ENDPOINT_COLUMNS
 
+    _as_schema_8(path)
     conn = sqlite3.connect(path)
     lists = {i: names_of(text) for i, text in conn.execute("SELECT * FROM metrics_endpoint_lists")}
     rows = [
@@ -687,6 +715,28 @@ def _unfolded_rows(draw: st.DrawFn) -> tuple[list[tuple[object, ...]], dict[int,
     return rows, scopes
 
 
+def _cells_by_scope(
+    rows: list[tuple[object, ...]], scopes: dict[int, list[str]], *, use_numpy: bool
+) -> list[tuple[object, ...]]:
+    """A fold's cells a row per scope and cell, as metrics_rollups holds the whole
+    run's, in key order (the endpoints' merged with ``combine`` and unpacked)."""
+    from loadmanager.repositories._folding import cells, combine
+    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats
+
+    whole, endpoints = cells(rows, scopes, use_numpy=use_numpy)
+    parts: dict[tuple[object, ...], list[tuple[list[str], bytes]]] = {}
+    for run_id, level, cell, own, packed in endpoints:
+        parts.setdefault((run_id, level, cell), []).append((own, packed))
+    found = list(whole)
+    for (run_id, level, cell), cell_parts in parts.items():
+        named, packed = combine(cell_parts)
+        values = [None if v != v else v for v in cell_floats(packed)]
+        for position, scope in enumerate(named):
+            own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
+            found.append((run_id, level, scope, cell, own[0], *own[1:]))
+    return sorted(found, key=lambda c: c[:4])  # type: ignore[arg-type, return-value]
+
+
 @settings(max_examples=60, deadline=None)
 @given(_unfolded_rows())
 def test_numpy_and_python_folds_give_the_same_cells(
@@ -696,11 +746,9 @@ def test_numpy_and_python_folds_give_the_same_cells(
     cell; the contract suite holds either to the brute-force series."""
     import math
 
-    from loadmanager.repositories._folding import cells
-
     rows, scopes = drawn
-    by_python = sorted(cells(rows, scopes, use_numpy=False), key=lambda c: c[:4])
-    by_numpy = sorted(cells(rows, scopes, use_numpy=True), key=lambda c: c[:4])
+    by_python = _cells_by_scope(rows, scopes, use_numpy=False)
+    by_numpy = _cells_by_scope(rows, scopes, use_numpy=True)
     assert [c[:5] for c in by_python] == [c[:5] for c in by_numpy]
     for python_cell, numpy_cell in zip(by_python, by_numpy, strict=True):
         for at, (a, b) in enumerate(zip(python_cell[5:], numpy_cell[5:], strict=True)):
@@ -744,3 +792,178 @@ def test_a_write_retried_after_a_lock_error_points_at_the_list_its_retry_stored(
         assert storage.metrics.add_many([written, make_snapshot("r", at, slot=1)]) == 2
         assert [list(t.values()) for t in tries] == [[2], [1]]  # the ids did differ
         assert [s.endpoints for s in storage.metrics.snapshots("r")] == [written.endpoints] * 2
+
+
+def test_a_schema_8_file_packs_its_endpoint_cells_on_opening(tmp_path: Path) -> None:
+    """Cells stored a row per endpoint scope read back as the same series once
+    packed a row per cell, and later folds merge into the packed ones."""
+    from loadmanager.metrics import EndpointStats
+    from loadmanager.testing import make_run
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = tmp_path / "old.db"
+    t0 = datetime(2025, 3, 1, 0, 0, 7, tzinfo=timezone.utc)
+    rows = (
+        EndpointStats("GET", "/a", 10, 0, 5.0, 0.0, median_response_time=12.0),
+        EndpointStats("", "custom", 3, 1, 1.0, 0.5, p95_response_time=40.0),
+        EndpointStats("", "GET /a", 7, 7, 0.25, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
+    )
+
+    def snapshot(i: int) -> lm.MetricSnapshot:
+        return make_snapshot(
+            run.id, t0 + timedelta(seconds=2 * i), user_count=i % 50, endpoints=rows[i % 2 : i % 4]
+        )
+
+    asked = [(None, 40), ("GET /a", 12), ("custom", 5), ("GET /a", 900), ("POST /none", 7)]
+    with SqliteStorage(str(path), fold_every=50) as storage:
+        test = storage.load_tests.add(make_load_test())
+        run = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING))
+        storage.metrics.add_many(snapshot(i) for i in range(1_000))
+        expected = {(k, n): storage.metrics.series(run.id, n, endpoint=k) for k, n in asked}
+
+    def table_rows(conn: sqlite3.Connection) -> tuple[int, int]:
+        (scoped,) = conn.execute(
+            "SELECT COUNT(*) FROM metrics_rollups WHERE scope <> ''"
+        ).fetchone()
+        (packed,) = conn.execute("SELECT COUNT(*) FROM metrics_endpoint_cells").fetchone()
+        return scoped, packed
+
+    _as_schema_8(path)
+    with SqliteStorage(str(path), fold_every=10**9) as storage:
+        assert storage.schema_version == SCHEMA_VERSION
+        scoped, packed = storage._db.run(table_rows)
+        assert (scoped, packed > 0) == (0, True)
+        for key, n in asked:
+            assert_same_series(storage.metrics.series(run.id, n, endpoint=key), expected[key, n])
+        assert all(expected[pair] for pair in asked[:4])
+        # Snapshots with endpoint rows in the last cell of the coarser levels,
+        # merged into the packed cells.
+        assert storage.metrics.add_many([snapshot(1_002), snapshot(1_003)]) == 2
+        storage.metrics.fold()
+        stored = storage.metrics.snapshots(run.id)
+        for key, n in asked:
+            got = storage.metrics.series(run.id, n, endpoint=key)
+            assert_same_series(got, _brute_series(stored, n, key, None, None))
+
+
+def test_a_damaged_endpoint_cell_is_left_out_of_series_and_replaced_by_the_next_fold() -> None:
+    from loadmanager.status import RunStatus
+    from loadmanager.testing import make_run
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with SqliteStorage(":memory:", fold_every=10**9) as storage:
+        test = storage.load_tests.add(make_load_test())
+        storage.runs.add(make_run(test, id="r", status=RunStatus.RUNNING))
+        # One bucket 60 s wide: a series of the cells, not of the snapshots.
+        storage.metrics.add_many(make_snapshot("r", t0 + timedelta(seconds=s)) for s in (0, 2, 60))
+        storage.metrics.fold()
+        storage._db.write(
+            lambda conn: conn.execute(
+                "UPDATE metrics_endpoint_cells SET figures = substr(figures, 9)"
+            )
+        )
+        assert storage.metrics.series("r", 1, endpoint="GET /items") == []
+        assert [b.samples for b in storage.metrics.series("r", 1)] == [3]  # whole run: unharmed
+        storage.metrics.add(make_snapshot("r", t0 + timedelta(seconds=4)))
+        storage.metrics.fold()
+        (bucket,) = storage.metrics.series("r", 1, endpoint="GET /items")
+        # The cells of 0 and 2 s are lost, not misread; the one of 60 s stays damaged.
+        assert bucket.samples == 1
+
+
+@st.composite
+def _packed_cells(draw: st.DrawFn) -> tuple[list[int], bytes]:
+    """One scope's cells as a window reads them: bucket numbers in order, and
+    figures with no values (NaN extremes) here and there."""
+    from loadmanager.repositories._packed import pack_cell
+
+    buckets = sorted(draw(st.lists(st.integers(0, 20), min_size=0, max_size=40)))
+    values: list[float | None] = []
+    for _ in buckets:
+        samples = draw(st.integers(1, 300))
+        values.append(samples)
+        for _ in range(5):
+            n = draw(st.sampled_from([0, samples]))
+            low, high = sorted(draw(st.lists(st.floats(0, 1e6), min_size=2, max_size=2)))
+            values += [n, (low + high) * n / 2, low, high] if n else [0, 0.0, None, None]
+    return buckets, pack_cell(values)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_packed_cells())
+def test_cells_merged_per_bucket_are_each_bucket_s_cells_merged_one_by_one(
+    drawn: tuple[list[int], bytes],
+) -> None:
+    """numpy's and Python's merge of a window's packed cells both equal ``merge``
+    applied cell by cell."""
+    import math
+
+    from loadmanager.repositories._folding import empty, merge, merged_by_bucket
+    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats
+
+    buckets, packed = drawn
+    values = cell_floats(packed).tolist()
+    expected: dict[int, list[object]] = {}
+    for i, bucket in enumerate(buckets):
+        own = values[CELL_WIDTH * i : CELL_WIDTH * (i + 1)]
+        figures = [
+            (int(own[at]), own[at + 1], own[at + 2], own[at + 3]) for at in range(1, CELL_WIDTH, 4)
+        ]
+        merge(expected.setdefault(bucket, empty()), int(own[0]), figures)
+    for use_numpy in (False, True):
+        got = merged_by_bucket(buckets, packed, use_numpy=use_numpy)
+        assert got.keys() == expected.keys()
+        for bucket, cell in got.items():
+            for at, (a, b) in enumerate(zip(cell, expected[bucket], strict=True)):
+                if at % 4 == 2:  # a sum: numpy may add in another order
+                    assert math.isclose(a, b, rel_tol=1e-12), (use_numpy, bucket, at)  # type: ignore[arg-type]
+                else:
+                    assert a == b, (use_numpy, bucket, at, a, b)
+                    assert type(a) is type(b), (use_numpy, bucket, at, a, b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["@GET /a", "@b", "@c"]), min_size=0, max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_combined_packed_cells_hold_each_scope_once_with_its_parts_merged(
+    scope_lists: list[list[str]], rnd: object
+) -> None:
+    """``combine`` (a fold's cells of several endpoint lists, a scope named twice,
+    a cell already stored) against ``merge`` scope by scope."""
+    import math
+    import random
+
+    from loadmanager.repositories._folding import combine, empty, merge
+    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats, pack_cell
+
+    assert isinstance(rnd, random.Random)
+    parts = []
+    expected: dict[str, list[object]] = {}
+    for scopes in scope_lists:
+        values: list[float | None] = []
+        for scope in scopes:
+            samples = rnd.randint(1, 9)
+            figures = []
+            for _ in range(5):
+                n = rnd.choice([0, samples])
+                low, high = sorted([rnd.uniform(0, 100), rnd.uniform(0, 100)])
+                figures.append((n, n * low, low, high) if n else (0, 0.0, None, None))
+            values += [samples, *(v for f in figures for v in f)]
+            merge(expected.setdefault(scope, empty()), samples, figures)
+        parts.append((scopes, pack_cell(values)))
+    named, packed = combine(parts)
+    assert list(named) == list(expected)  # each once, in the order first seen
+    floats = [None if v != v else v for v in cell_floats(packed)]
+    for position, scope in enumerate(named):
+        own = floats[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
+        for at, (a, b) in enumerate(zip(own, expected[scope], strict=True)):
+            if at % 4 == 2:
+                assert math.isclose(a, b, rel_tol=1e-12)  # type: ignore[arg-type]
+            else:
+                assert a == b, (scope, at, a, b)

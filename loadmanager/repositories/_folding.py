@@ -10,7 +10,9 @@ value unless a value is missing.
 
 The cells are those of :mod:`._rollups` (count, sum, minimum and maximum per
 series figure, and the sample count), at every level of ``ROLLUP_LEVELS_MS``,
-each level computed from the snapshots themselves.
+each level computed from the snapshots themselves: the whole run's a row each,
+the endpoints' packed, every scope of a cell in one value (``_packed.pack_cell``),
+which ``combine`` merges and ``merged_by_bucket`` reads back.
 """
 
 from __future__ import annotations
@@ -22,14 +24,35 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..filters import ROLLUP_LEVELS_MS
-from ._packed import FIGURE_WIDTH, FIGURES, ROW_BYTES, figures_of
+from ._packed import (
+    CELL_WIDTH,
+    FIGURE_WIDTH,
+    FIGURES,
+    ROW_BYTES,
+    cell_floats,
+    figures_of,
+    pack_cell,
+)
 from ._rollups import WHOLE_RUN
 from ._series import ENDPOINT_FIELDS, SERIES_FIELDS
 
-__all__ = ["Summary", "cells", "empty", "merge", "summary"]
+__all__ = [
+    "EndpointCell",
+    "Summary",
+    "cells",
+    "combine",
+    "empty",
+    "merge",
+    "merged_by_bucket",
+    "summary",
+]
 
 Summary = tuple[int, float, float | None, float | None]
 """count, sum, minimum and maximum of the values present."""
+
+EndpointCell = tuple[str, int, int, Sequence[str], bytes]
+"""An endpoint cell as a fold makes it: run, level, cell number, the scopes and
+their packed figures (see ``_packed.pack_cell``)."""
 
 _ENDPOINT_OFFSETS = tuple(FIGURES.index(f) for f in ENDPOINT_FIELDS)
 _RUN_TIME = operator.itemgetter(0, 1)
@@ -137,40 +160,68 @@ def _cells_of(
         )
 
 
-def _numpy_cells(
-    np: Any, runs: Sequence[str], ts: Sequence[int], scopes: Sequence[str], values: Any
-) -> Iterator[tuple[Any, ...]]:
-    """``_cells_of`` for several scopes at once, with numpy's ``reduceat``.
+def _packed_cells_of(
+    scopes: Sequence[str],
+    layouts: Sequence[_Layout],
+    columns: Sequence[Sequence[Sequence[float | None]]],
+) -> Iterator[EndpointCell]:
+    """The packed cells of several scopes' values (``columns``, a list a scope) at every level."""
+    for level, runs, numbers, samples, parts in layouts:
+        # Per scope, each cell's 4 figures per series figure, as a tuple.
+        by_scope = [
+            list(zip(*(f for column in own for f in _by_segment(column, parts)), strict=True))
+            for own in columns
+        ]
+        for j, count in enumerate(samples):
+            values: list[float | None] = []
+            for cells_of_scope in by_scope:
+                values.append(count)
+                values.extend(cells_of_scope[j])
+            yield runs[j], level, numbers[j], scopes, pack_cell(values)
+
+
+def _numpy_levels(
+    np: Any, runs: Sequence[str], ts: Sequence[int], values: Any
+) -> Iterator[tuple[int, list[str], list[int], Any, Any]]:
+    """Each level's cells of ``values`` with numpy's ``reduceat``: the level, each
+    cell's run, number and sample count, and an array of shape (cells, scopes,
+    figures, 4) holding each figure's count, sum, minimum and maximum (NaN for
+    a minimum or maximum of no values).
 
     ``values`` is an array of shape (snapshots, scopes, figures), NaN for a
-    missing figure, its rows in (run, time) order; the cells are the same (sums
-    up to their order).
+    missing figure, its rows in (run, time) order; the cells are those of
+    ``_cells_of`` (sums up to their order).
     """
     times = np.asarray(ts, dtype=np.int64)
     run_ids = np.asarray(runs)
     new_run = np.r_[True, run_ids[1:] != run_ids[:-1]]
     present = ~np.isnan(values)
     zeroed = np.where(present, values, 0.0)
-    shape = (len(scopes), 4 * len(SERIES_FIELDS), -1)
     for level in ROLLUP_LEVELS_MS:
         cell_of = times // level
         starts = np.flatnonzero(new_run | np.r_[True, cell_of[1:] != cell_of[:-1]])
-        at = run_ids[starts].tolist()
-        numbers = cell_of[starts].tolist()
-        samples = np.diff(np.r_[starts, len(times)]).tolist()
-        low = np.fmin.reduceat(values, starts, axis=0)
         figures = np.stack(
             [
                 np.add.reduceat(present, starts, axis=0),
                 np.add.reduceat(zeroed, starts, axis=0),
-                low,
+                np.fmin.reduceat(values, starts, axis=0),
                 np.fmax.reduceat(values, starts, axis=0),
             ],
             axis=-1,
-        )  # (cells, scopes, figures, 4): per figure its count, sum, min and max
+        )
+        samples = np.diff(np.r_[starts, len(times)])
+        yield level, run_ids[starts].tolist(), cell_of[starts].tolist(), samples, figures
+
+
+def _numpy_cells(
+    np: Any, runs: Sequence[str], ts: Sequence[int], scopes: Sequence[str], values: Any
+) -> Iterator[tuple[Any, ...]]:
+    """``_cells_of`` for several scopes at once (see ``_numpy_levels``)."""
+    shape = (len(scopes), 4 * len(SERIES_FIELDS), -1)
+    for level, at, numbers, samples, figures in _numpy_levels(np, runs, ts, values):
         # Per scope, each column's values cell by cell: zip makes the rows in C.
         by_scope = figures.transpose(1, 2, 3, 0).reshape(shape).tolist()
-        missing = bool(np.isnan(low).any())  # a cell where a figure has no value
+        missing = bool(np.isnan(figures[..., 2]).any())  # a cell where a figure has no value
         for scope, columns in zip(scopes, by_scope, strict=True):
             if missing:
                 columns = [[None if v != v else v for v in column] for column in columns]
@@ -179,14 +230,33 @@ def _numpy_cells(
                 itertools.repeat(level),
                 itertools.repeat(scope),
                 numbers,
-                samples,
+                samples.tolist(),
                 *columns,
             )
 
 
+def _numpy_packed(
+    np: Any, runs: Sequence[str], ts: Sequence[int], scopes: Sequence[str], values: Any
+) -> Iterator[EndpointCell]:
+    """Packed cells of several scopes at once (see ``_numpy_levels``)."""
+    width = 4 * len(SERIES_FIELDS)
+    for level, at, numbers, samples, figures in _numpy_levels(np, runs, ts, values):
+        count = len(numbers)
+        packed = np.empty((count, len(scopes), 1 + width), dtype="<f8")
+        packed[:, :, 0] = samples[:, None]
+        packed[:, :, 1:] = figures.reshape(count, len(scopes), width)
+        yield from zip(
+            at,
+            itertools.repeat(level),
+            numbers,
+            itertools.repeat(scopes),
+            (cell.tobytes() for cell in packed),
+        )
+
+
 def _numpy_endpoint_cells(
     np: Any, under: Sequence[Sequence[Any]], scopes: Sequence[str]
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[EndpointCell]:
     size = len(scopes)
     figures = np.frombuffer(figures_of([r[-1] for r in under], size), dtype=np.float64)
     picked = figures.reshape(len(under), size, FIGURE_WIDTH)[:, :, list(_ENDPOINT_OFFSETS)]
@@ -194,7 +264,7 @@ def _numpy_endpoint_cells(
     # Every endpoint row carries its snapshot's user count.
     users = np.broadcast_to(users[:, None, None], (len(under), size, 1))
     values = np.concatenate([users, picked], axis=2)
-    return _numpy_cells(np, [r[0] for r in under], [r[1] for r in under], scopes, values)
+    return _numpy_packed(np, [r[0] for r in under], [r[1] for r in under], scopes, values)
 
 
 _NUMPY_FROM = 1024
@@ -223,14 +293,15 @@ def cells(
     scopes: Mapping[int, Sequence[str]],
     *,
     use_numpy: bool | None = None,
-) -> list[tuple[Any, ...]]:
-    """The cells of ``rows``, metrics_rollups' columns, at every level.
+) -> tuple[list[tuple[Any, ...]], list[EndpointCell]]:
+    """The cells of ``rows`` at every level: the whole run's, and the endpoints' packed.
 
     The rows of every run are put in (run, time) order and computed together,
     so a fold of a few snapshots of each of many runs (the Monitor's) costs
     what its cells do, not a fixed cost per run. A cell may come more than
     once (a run's snapshots under two endpoint lists share its whole-run
-    cells): whoever stores them merges them.
+    cells; an endpoint cell of each list): whoever stores them merges them
+    (``combine`` for the endpoints').
 
     Args:
         rows: ``(run_id, ts_ms, *SERIES_FIELDS, endpoint list id, endpoint blob)``
@@ -238,10 +309,15 @@ def cells(
         scopes: Each endpoint list's scopes, in the order of its rows.
         use_numpy: Compute with numpy (True), in Python (False), or with numpy
             for a large fold when it is installed (None).
+
+    Returns:
+        The whole run's cells as metrics_rollups' columns, and the endpoints'
+        as ``(run_id, level, cell, scopes, packed)``, ``packed`` holding
+        ``CELL_WIDTH`` figures per scope (see ``_packed.pack_cell``).
     """
     ordered = sorted(rows, key=_RUN_TIME)
     if not ordered:
-        return []
+        return [], []
     listed: dict[int, list[Sequence[Any]]] = {}
     for row in ordered:
         # A value that does not fit its list (damaged on disk: reading the
@@ -252,15 +328,16 @@ def cells(
     np = None if use_numpy is False else _numpy_for(math.inf if use_numpy else size)
     columns = list(zip(*ordered, strict=True))
     width = len(SERIES_FIELDS)
-    found: list[tuple[Any, ...]] = []
+    whole: list[tuple[Any, ...]] = []
+    endpoints: list[EndpointCell] = []
     if np is not None:
-        whole = np.array(columns[2 : 2 + width], dtype=float).T[:, None, :]
-        found.extend(_numpy_cells(np, columns[0], columns[1], [WHOLE_RUN], whole))
+        values = np.array(columns[2 : 2 + width], dtype=float).T[:, None, :]
+        whole.extend(_numpy_cells(np, columns[0], columns[1], [WHOLE_RUN], values))
         for list_id, under in listed.items():
-            found.extend(_numpy_endpoint_cells(np, under, scopes[list_id]))
-        return found
+            endpoints.extend(_numpy_endpoint_cells(np, under, scopes[list_id]))
+        return whole, endpoints
     every = _layouts(columns[0], columns[1])
-    found.extend(_cells_of(WHOLE_RUN, every, columns[2 : 2 + width]))
+    whole.extend(_cells_of(WHOLE_RUN, every, columns[2 : 2 + width]))
     for list_id, under in listed.items():
         # Rows under one list are the run's rows, or some of them in the same order.
         if len(under) == len(ordered):
@@ -271,9 +348,109 @@ def cells(
         row_scopes = scopes[list_id]
         figures = figures_of([r[-1] for r in under], len(row_scopes))
         stride = FIGURE_WIDTH * len(row_scopes)
-        for position, scope in enumerate(row_scopes):
-            base = FIGURE_WIDTH * position
-            # Every endpoint row carries its snapshot's user count.
-            own = [users, *(figures[base + k :: stride] for k in _ENDPOINT_OFFSETS)]
-            found.extend(_cells_of(scope, layouts, own))
-    return found
+        # Every endpoint row carries its snapshot's user count.
+        own = [
+            [users, *(figures[FIGURE_WIDTH * position + k :: stride] for k in _ENDPOINT_OFFSETS)]
+            for position in range(len(row_scopes))
+        ]
+        endpoints.extend(_packed_cells_of(row_scopes, layouts, own))
+    return whole, endpoints
+
+
+def combine(parts: Sequence[tuple[Sequence[str], bytes]]) -> tuple[tuple[str, ...], bytes]:
+    """One packed cell of several of the same run, level and number, each scope once.
+
+    The scopes keep the order they first come in; a scope in several parts (or
+    twice in one: two rows a key matches) has its figures merged.
+    """
+    if len(parts) == 1:
+        scopes, packed = parts[0]
+        if len(set(scopes)) == len(scopes):
+            return tuple(scopes), packed
+    merged: dict[str, list[float]] = {}
+    for scopes, packed in parts:
+        values = cell_floats(packed)
+        for position, scope in enumerate(scopes):
+            own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)].tolist()
+            into = merged.get(scope)
+            if into is None:
+                merged[scope] = own
+            else:
+                _merge_floats(into, own)
+    flat: list[float | None] = list(itertools.chain.from_iterable(merged.values()))
+    return tuple(merged), pack_cell(flat)
+
+
+def _merge_floats(into: list[float], other: Sequence[float]) -> None:
+    """Merge one scope's packed figures into another's (NaN: no minimum or maximum)."""
+    into[0] += other[0]
+    for at in range(1, CELL_WIDTH, 4):
+        into[at] += other[at]
+        into[at + 1] += other[at + 1]
+        low, was = other[at + 2], into[at + 2]
+        if was != was or low < was:
+            into[at + 2] = low
+        high, was = other[at + 3], into[at + 3]
+        if was != was or high > was:
+            into[at + 3] = high
+
+
+def merged_by_bucket(
+    buckets: Sequence[int], packed: bytes, *, use_numpy: bool | None = None
+) -> dict[int, list[Any]]:
+    """One scope's cells merged per bucket, each bucket a cell as ``empty`` lays it out.
+
+    ``packed`` holds the scope's ``CELL_WIDTH`` figures of each cell end to end,
+    one cell per entry of ``buckets``, which is in order. As in a fold, each
+    figure is a strided slice of them and a bucket a slice of that, which
+    ``sum``, ``min`` and ``max`` walk in C; numpy (True), Python (False), or
+    numpy for many cells when it is installed (None).
+    """
+    count = len(buckets)
+    if not count:
+        return {}
+    starts = [0, *(i for i in range(1, count) if buckets[i] != buckets[i - 1])]
+    np = None if use_numpy is False else _numpy_for(math.inf if use_numpy else count * CELL_WIDTH)
+    if np is not None:
+        by_numpy = _numpy_by_bucket(np, starts, packed)
+        return dict(zip((buckets[i] for i in starts), by_numpy, strict=True))
+    parts = list(map(slice, starts, [*starts[1:], count]))
+    flat = cell_floats(packed)
+    merged: list[list[Any]] = [list(map(int, map(sum, _pieces(flat[0::CELL_WIDTH], parts))))]
+    for at in range(1, CELL_WIDTH, 4):
+        counts = flat[at::CELL_WIDTH]
+        merged.append(list(map(int, map(sum, _pieces(counts, parts)))))
+        merged.append(list(map(sum, _pieces(flat[at + 1 :: CELL_WIDTH], parts))))
+        lows = _pieces(flat[at + 2 :: CELL_WIDTH], parts)
+        highs = _pieces(flat[at + 3 :: CELL_WIDTH], parts)
+        if 0.0 in counts:  # NaN stands for no minimum or maximum there
+            merged.append([min((v for v in p if v == v), default=None) for p in lows])
+            merged.append([max((v for v in p if v == v), default=None) for p in highs])
+        else:
+            merged.append(list(map(min, lows)))
+            merged.append(list(map(max, highs)))
+    rows = map(list, zip(*merged, strict=True))
+    return dict(zip((buckets[i] for i in starts), rows, strict=True))
+
+
+def _numpy_by_bucket(np: Any, starts: list[int], packed: bytes) -> list[list[Any]]:
+    """``merged_by_bucket``'s cells with numpy's ``reduceat``."""
+    cells = np.frombuffer(packed, dtype="<f8").reshape(-1, CELL_WIDTH)
+    added = np.add.reduceat(cells, starts, axis=0)  # right for counts and sums
+    lows = np.fmin.reduceat(cells[:, 3::4], starts, axis=0)
+    highs = np.fmax.reduceat(cells[:, 4::4], starts, axis=0)
+    merged = []
+    for total, low, high in zip(added.tolist(), lows.tolist(), highs.tolist(), strict=True):
+        into: list[Any] = [int(total[0])]
+        for k, at in enumerate(range(1, CELL_WIDTH, 4)):
+            n = int(total[at])
+            if n:
+                into += [n, total[at + 1], low[k], high[k]]
+            else:
+                into += [0, 0.0, None, None]
+        merged.append(into)
+    return merged
+
+
+def _pieces(column: Sequence[float], parts: Sequence[slice]) -> list[Sequence[float]]:
+    return list(map(column.__getitem__, parts))

@@ -10,6 +10,10 @@ snapshot points at.
 
 Counts are exact up to 2**63 - 1, as SQLite's INTEGER columns were; figures
 are the floats they were written as.
+
+An endpoint series cell is packed the same way: every endpoint scope one run
+has in one cell of one level, ``CELL_WIDTH`` float64s each, its scopes kept
+once per distinct list (a row per scope and cell was most of a fold's cost).
 """
 
 from __future__ import annotations
@@ -18,24 +22,33 @@ import itertools
 import json
 import math
 import operator
+import struct
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..metrics import EndpointStats
+from ._series import SERIES_FIELDS
 
 __all__ = [
+    "CELL_BYTES",
+    "CELL_WIDTH",
     "COUNTS",
     "FIGURES",
     "FIGURE_WIDTH",
     "ROW_BYTES",
+    "cell_figures",
+    "cell_floats",
     "figures_of",
     "names_key",
     "names_of",
     "names_text",
     "pack",
+    "pack_cell",
     "pack_rows",
+    "scopes_of",
+    "scopes_text",
     "unpack",
 ]
 
@@ -149,3 +162,41 @@ def unpack(names: Sequence[tuple[str, str]], blob: bytes) -> list[tuple[Any, ...
         )
         for i in range(size)
     ]
+
+
+# Series cells of endpoints: the figures of every endpoint scope one cell of a
+# run holds at one level, one value (see _folding and the SQLite backend).
+
+CELL_WIDTH = 1 + 4 * len(SERIES_FIELDS)
+"""The float64s one scope takes in a packed cell: its sample count, then the
+count, sum, minimum and maximum of each series figure (NaN for a minimum or
+maximum of no values), as ``_folding.empty`` lays a cell out."""
+CELL_BYTES = 8 * CELL_WIDTH
+
+
+def pack_cell(values: list[float | None]) -> bytes:
+    """The value of a packed cell: ``CELL_WIDTH`` figures a scope, end to end."""
+    return _floats(values)
+
+
+_CELL = struct.Struct(f"<{CELL_WIDTH}d")
+
+
+def cell_figures(blob: bytes, position: int) -> tuple[float, ...]:
+    """The ``CELL_WIDTH`` figures of the scope at ``position`` in a packed cell."""
+    return _CELL.unpack_from(blob, CELL_BYTES * position)
+
+
+def cell_floats(blob: bytes) -> array[float]:
+    """A packed cell's figures (NaN for a missing minimum or maximum)."""
+    return figures_of([blob], 0)
+
+
+def scopes_text(scopes: Sequence[str]) -> str:
+    """The text a packed cell's list of scopes is stored and looked up by."""
+    return json.dumps(list(scopes), ensure_ascii=False, separators=(",", ":"))
+
+
+def scopes_of(text: str) -> list[str]:
+    """The scopes of a stored list, in the order of the cells' values."""
+    return [str(scope) for scope in json.loads(text)]

@@ -43,8 +43,9 @@ from ..filters import ROLLUP_LEVELS_MS, LoadTestFilter, RunFilter, SeriesWindow
 from ..locustfiles import Locustfile
 from ..metrics import AGGREGATED, EndpointStats, MetricSnapshot, SeriesBucket
 from ..models import LoadTest, LoadTestRun
-from ._folding import cells, empty, merge, summary
+from ._folding import EndpointCell, cells, combine, empty, merge, merged_by_bucket, summary
 from ._packed import (
+    CELL_BYTES,
     FIGURES,
     ROW_BYTES,
     figures_of,
@@ -52,7 +53,10 @@ from ._packed import (
     names_of,
     names_text,
     pack,
+    pack_cell,
     pack_rows,
+    scopes_of,
+    scopes_text,
     unpack,
 )
 from ._protocols import AddsOne, MonitorClaim, bumped, checked
@@ -186,7 +190,9 @@ _FOLDED_THROUGH_LAST = (
 )
 """Folding every snapshot not yet in the series cells into them, at every level:
 read them (``_UNFOLDED_ROWS``), compute their cells (``_folding.cells``),
-upsert those (``_UPSERT_CELL``) and move the mark (``_FOLDED_THROUGH_LAST``).
+upsert the whole run's (``_UPSERT_CELL``), merge the endpoints' packed cells
+with those stored (``_store_endpoint_cells``) and move the mark
+(``_FOLDED_THROUGH_LAST``).
 
 Writes store snapshots alone and fold them in batches, the way TimescaleDB's
 real-time aggregates keep a raw tail beside their materialised buckets: an
@@ -202,21 +208,39 @@ _CREATE_ENDPOINT_LISTS = (
 )
 
 
-class _EndpointLists:
-    """The endpoint lists snapshots point at (``metrics_endpoint_lists``), as far as seen.
+_CREATE_SCOPE_LISTS = (
+    "CREATE TABLE metrics_scope_lists (id INTEGER PRIMARY KEY, scopes TEXT NOT NULL UNIQUE)"
+)
+_CREATE_ENDPOINT_CELLS = (
+    "CREATE TABLE metrics_endpoint_cells (run_id TEXT NOT NULL REFERENCES load_test_runs (id),"
+    " level INTEGER NOT NULL, cell INTEGER NOT NULL,"
+    " scopes INTEGER NOT NULL REFERENCES metrics_scope_lists (id), figures BLOB NOT NULL,"
+    " UNIQUE (run_id, level, cell))"
+)
+"""A table with rowids, not WITHOUT ROWID: a row of the latter keeps at most
+about 1,000 bytes in its page, and a cell of ten scopes (1,680 bytes) spilt
+the rest into a page of its own, half again the bytes of a snapshot."""
+
+
+class _StoredLists:
+    """Lists kept once each in a table of ``(id, text)`` that rows point at, as far as seen.
 
     A stored list never changes and is never deleted, so what was read stays
     true. One a write inserts is learnt only once that write commits
     (``learn``): a rolled-back insert's id may be given to another list.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, table: str, column: str, decode: Callable[[str], list[Any]]) -> None:
+        self._insert = f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)"  # noqa: S608 - ours
+        self._find = f"SELECT id FROM {table} WHERE {column} = ?"  # noqa: S608 - ours
+        self._read = f"SELECT {column} FROM {table} WHERE id = ?"  # noqa: S608 - ours
+        self._table = table
+        self._decode = decode
         self._ids: dict[str, int] = {}
-        self._names: dict[int, list[tuple[str, str]]] = {}
-        self._scopes: dict[int, list[str]] = {}
+        self._items: dict[int, list[Any]] = {}
 
     def ids(self, conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
-        """The ids of the lists ``keys`` (see ``_packed.names_key``), stored if new.
+        """The ids of the lists ``keys`` (their stored text), stored if new.
 
         Runs inside the caller's write transaction; ``learn`` the result after it commits.
         """
@@ -224,30 +248,36 @@ class _EndpointLists:
         for key in keys:
             known = self._ids.get(key)
             if known is None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO metrics_endpoint_lists (names) VALUES (?)", (key,)
-                )
-                (known,) = conn.execute(
-                    "SELECT id FROM metrics_endpoint_lists WHERE names = ?", (key,)
-                ).fetchone()
+                conn.execute(self._insert, (key,))
+                (known,) = conn.execute(self._find, (key,)).fetchone()
             found[key] = known
         return found
 
     def learn(self, ids: dict[str, int]) -> None:
         self._ids.update(ids)
 
-    def names(self, conn: sqlite3.Connection, list_id: int) -> list[tuple[str, str]]:
-        known = self._names.get(list_id)
+    def items(self, conn: sqlite3.Connection, list_id: int) -> list[Any]:
+        """The list stored as ``list_id``."""
+        known = self._items.get(list_id)
         if known is None:
-            row = conn.execute(
-                "SELECT names FROM metrics_endpoint_lists WHERE id = ?", (list_id,)
-            ).fetchone()
+            row = conn.execute(self._read, (list_id,)).fetchone()
             if row is None:
                 raise ValidationError.single(
-                    "endpoints", f"names a missing endpoint list {list_id}", subject=_STORED
+                    "endpoints", f"names a missing list {list_id} of {self._table}", subject=_STORED
                 )
-            known = self._names[list_id] = names_of(row[0])
+            known = self._items[list_id] = self._decode(row[0])
         return known
+
+
+class _EndpointLists(_StoredLists):
+    """The endpoint lists snapshots point at (``metrics_endpoint_lists``): ``(method, name)``s."""
+
+    def __init__(self) -> None:
+        super().__init__("metrics_endpoint_lists", "names", names_of)
+        self._scopes: dict[int, list[str]] = {}
+
+    def names(self, conn: sqlite3.Connection, list_id: int) -> list[tuple[str, str]]:
+        return self.items(conn, list_id)
 
     def scopes(self, conn: sqlite3.Connection, list_id: int) -> list[str]:
         """The scope each row of the list rolls up into, in order."""
@@ -256,6 +286,11 @@ class _EndpointLists:
             names = self.names(conn, list_id)
             known = self._scopes[list_id] = [row_scope(m, n) for m, n in names]
         return known
+
+
+def _scope_lists() -> _StoredLists:
+    """The scopes packed endpoint cells hold, in order (``metrics_scope_lists``)."""
+    return _StoredLists("metrics_scope_lists", "scopes", scopes_of)
 
 
 _STORED = "stored MetricSnapshot"
@@ -361,6 +396,30 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
         packed,
     )
     conn.execute("DROP TABLE metrics_endpoints")
+
+
+def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
+    """Migration 9: the endpoint scopes' cells of metrics_rollups, one packed row a cell."""
+    conn.execute(_CREATE_SCOPE_LISTS)
+    conn.execute(_CREATE_ENDPOINT_CELLS)
+    lists = _scope_lists()
+    rows = conn.execute(
+        f"SELECT run_id, level, cell, scope, samples, {', '.join(_ROLLUP_COLUMNS)}"  # noqa: S608 - fixed text
+        f" FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}' ORDER BY run_id, level, cell, scope"
+    )
+    packed = []
+    for (run_id, level, cell), group in itertools.groupby(rows, key=operator.itemgetter(0, 1, 2)):
+        scopes: list[str] = []
+        values: list[float | None] = []
+        for row in group:
+            scopes.append(row[3])
+            values += row[4:]
+        key = scopes_text(scopes)
+        found = lists.ids(conn, [key])
+        lists.learn(found)  # this transaction's own, and thrown away with it
+        packed.append((run_id, level, cell, found[key], pack_cell(values)))
+    conn.executemany(_PUT_CELL, packed)
+    conn.execute(f"DELETE FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}'")  # noqa: S608
 
 
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
@@ -469,6 +528,12 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # methods and names kept once per distinct list: a row per endpoint was most
     # of a write's cost in SQLite (issue 18). Folds read the packed figures.
     _pack_endpoints,
+    # 9: an endpoint cell holds every endpoint scope of its run, level and
+    # time, packed (see _packed.pack_cell), instead of a row per scope: a fold
+    # upserted a row per scope and cell, 24-30 a snapshot at 100 endpoints, and
+    # a row costs SQLite about 7 us whatever it holds (issue 18).
+    # metrics_rollups keeps the whole run's cells.
+    _pack_endpoint_cells,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -745,7 +810,7 @@ class SqliteLoadTestRepository:
             ).fetchone()
             if active is not None:
                 raise ActiveRunError(test_id, active[0])
-            for table in ("metrics_timeseries", "metrics_rollups"):
+            for table in ("metrics_timeseries", "metrics_rollups", "metrics_endpoint_cells"):
                 conn.execute(
                     f"DELETE FROM {table} WHERE run_id IN"  # noqa: S608 - table is ours
                     " (SELECT id FROM load_test_runs WHERE load_test_id = ?)",
@@ -1017,6 +1082,7 @@ class SqliteMetricsRepository(AddsOne):
         self._unfolded = sum(self._by_run.values())
         self._wrote = False
         self._lists = _EndpointLists()
+        self._scope_lists = _scope_lists()
 
     def _tail(self) -> dict[str, int]:
         """Each run's unfolded rows (a snapshot and each of its endpoint rows)."""
@@ -1040,10 +1106,44 @@ class SqliteMetricsRepository(AddsOne):
         rows = conn.execute(_UNFOLDED_ROWS).fetchall()
         listed = {row[-2] for row in rows} - {None}
         scopes = {list_id: self._lists.scopes(conn, list_id) for list_id in listed}
-        conn.executemany(_UPSERT_CELL, cells(rows, scopes))
+        whole, endpoint_cells = cells(rows, scopes)
+        conn.executemany(_UPSERT_CELL, whole)
+        if endpoint_cells:
+            self._store_endpoint_cells(conn, endpoint_cells)
         conn.execute(_FOLDED_THROUGH_LAST)
         self._unfolded = 0
         self._by_run.clear()
+
+    def _store_endpoint_cells(self, conn: sqlite3.Connection, found: list[EndpointCell]) -> None:
+        """Merge packed endpoint cells into those stored (Python merges them: SQL cannot)."""
+        grouped: dict[tuple[str, int, int], list[tuple[Sequence[str], bytes]]] = {}
+        spans: dict[tuple[str, int], list[int]] = {}
+        for run_id, level, cell, scopes, packed in found:
+            parts = grouped.setdefault((run_id, level, cell), [])
+            parts.append((scopes, packed))
+            span = spans.get((run_id, level))
+            if span is None:
+                spans[run_id, level] = [cell, cell]
+            elif cell < span[0]:
+                span[0] = cell
+            elif cell > span[1]:
+                span[1] = cell
+        lists = self._scope_lists
+        for (run_id, level), (low, high) in spans.items():
+            # Usually the one cell the last fold left open, at each level.
+            for cell, listed, packed in conn.execute(_STORED_CELLS, (run_id, level, low, high)):
+                into = grouped.get((run_id, level, cell))
+                stored = lists.items(conn, listed) if into is not None else ()
+                # A value that does not fit its list (damaged) gives way to the new one.
+                if into is not None and len(packed) == CELL_BYTES * len(stored):
+                    into.insert(0, (stored, packed))
+        merged = {key: combine(parts) for key, parts in grouped.items()}
+        texts = {scopes: scopes_text(scopes) for scopes, _ in merged.values()}
+        ids = lists.ids(conn, set(texts.values()))
+        conn.executemany(
+            _PUT_CELL,
+            [(*key, ids[texts[scopes]], packed) for key, (scopes, packed) in merged.items()],
+        )
 
     def _close(self) -> None:
         if self._wrote and self._unfolded:
@@ -1246,18 +1346,32 @@ class SqliteMetricsRepository(AddsOne):
     ) -> list[SeriesBucket]:
         """One endpoint's wide buckets: its cells, and the unfolded tail's rows of it."""
         scope = endpoint_scope(endpoint)
-        params = _cell_params(window) | {"run": run_id, "scope": scope}
+        params = _cell_params(window) | {"run": run_id}
+        level, width, start = window.level_ms, window.width_ms, window.start_ms
+        in_buckets: list[int] = []
+        figures: list[bytes] = []
         conn.execute("BEGIN")  # the cells and the tail as of one moment: a fold
         try:  # committed between them would hide or double snapshots
-            found = conn.execute(_CELL_BUCKETS, params).fetchall()
+            found = conn.execute(_ENDPOINT_CELLS, params).fetchall()
             tail = conn.execute(_TAIL_POINTS, params).fetchall()
-            buckets = {row[0]: [row[1], *row[2:]] for row in found}
-            level, width = window.level_ms, window.width_ms
+            places: dict[int, tuple[int, int]] = {}
+            for cell, listed, packed in found:
+                place = places.get(listed)
+                if place is None:
+                    stored = self._scope_lists.items(conn, listed)
+                    at = stored.index(scope) if scope in stored else -1
+                    place = places[listed] = (at, CELL_BYTES * len(stored))
+                at, size = place
+                if at < 0 or len(packed) != size:  # not in it, or damaged
+                    continue
+                in_buckets.append((cell * level - start) // width)
+                figures.append(packed[CELL_BYTES * at : CELL_BYTES * (at + 1)])
+            buckets = merged_by_bucket(in_buckets, b"".join(figures))
             points = self._endpoint_points(
                 conn, tail, lambda names: [i for i, p in enumerate(names) if row_scope(*p) == scope]
             )
             for ts_ms, values in points:
-                bucket = (ts_ms // level * level - window.start_ms) // width
+                bucket = (ts_ms // level * level - start) // width
                 into = buckets.get(bucket) or buckets.setdefault(bucket, empty())
                 merge(into, 1, [summary([v]) for v in values])
         finally:
@@ -1414,13 +1528,19 @@ _ROLLED_UP_SERIES = (
 """The whole run's series of wide buckets: the cells, and the unfolded tail, in
 one statement, so a fold committed meanwhile can neither hide nor double a snapshot."""
 
-_CELL_BUCKETS = (
-    "SELECT (cell * :level - :start) / :width AS bucket, SUM(samples), "  # noqa: S608 - fixed text
-    + ", ".join(f"SUM(n_{f}), TOTAL(sum_{f}), MIN(min_{f}), MAX(max_{f})" for f in SERIES_FIELDS)
-    + " FROM metrics_rollups WHERE run_id = :run AND level = :level AND scope = :scope"
-    " AND cell >= :low AND cell < :high GROUP BY bucket"
+_ENDPOINT_CELLS = (
+    "SELECT cell, scopes, figures FROM metrics_endpoint_cells"
+    " WHERE run_id = :run AND level = :level AND cell >= :low AND cell < :high ORDER BY cell"
 )
-"""One scope's cells merged per bucket, to merge the unfolded tail into."""
+"""A window's packed endpoint cells, to pick one scope out of and merge the unfolded tail into."""
+_STORED_CELLS = (
+    "SELECT cell, scopes, figures FROM metrics_endpoint_cells"
+    " WHERE run_id = ? AND level = ? AND cell BETWEEN ? AND ?"
+)
+_PUT_CELL = (
+    "INSERT OR REPLACE INTO metrics_endpoint_cells (run_id, level, cell, scopes, figures)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 
 _POINT_COLUMNS = "m.ts_ms, m.user_count, m.endpoint_list, m.endpoint_figures"
 _TAIL_POINTS = (
