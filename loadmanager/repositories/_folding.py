@@ -197,20 +197,34 @@ def _numpy_levels(
     new_run = np.r_[True, run_ids[1:] != run_ids[:-1]]
     present = ~np.isnan(values)
     zeroed = np.where(present, values, 0.0)
+    finer: tuple[int, Any, Any, Any, Any] | None = None  # the level below: cells are mergeable
     for level in ROLLUP_LEVELS_MS:
-        cell_of = times // level
-        starts = np.flatnonzero(new_run | np.r_[True, cell_of[1:] != cell_of[:-1]])
+        if finer is None:
+            cell_of = times // level
+            starts = np.flatnonzero(new_run | np.r_[True, cell_of[1:] != cell_of[:-1]])
+            parts = [present, zeroed, values, values]
+            samples = np.diff(np.r_[starts, len(times)])
+        else:
+            # A coarser level merges the finer one's cells: a fifth or a sixth
+            # as many rows as the snapshots (reduceat walks every value).
+            below, numbers, new_run, below_samples, below_figures = finer
+            cell_of = numbers * below // level
+            starts = np.flatnonzero(new_run | np.r_[True, cell_of[1:] != cell_of[:-1]])
+            parts = [below_figures[..., k] for k in range(4)]
+            samples = np.add.reduceat(below_samples, starts)
         figures = np.stack(
             [
-                np.add.reduceat(present, starts, axis=0),
-                np.add.reduceat(zeroed, starts, axis=0),
-                np.fmin.reduceat(values, starts, axis=0),
-                np.fmax.reduceat(values, starts, axis=0),
+                np.add.reduceat(parts[0], starts, axis=0),
+                np.add.reduceat(parts[1], starts, axis=0),
+                np.fmin.reduceat(parts[2], starts, axis=0),
+                np.fmax.reduceat(parts[3], starts, axis=0),
             ],
             axis=-1,
         )
-        samples = np.diff(np.r_[starts, len(times)])
+        first_of_run = new_run[starts]
+        finer = (level, cell_of[starts], first_of_run, samples, figures)
         yield level, run_ids[starts].tolist(), cell_of[starts].tolist(), samples, figures
+        run_ids = run_ids[starts]
 
 
 def _numpy_cells(

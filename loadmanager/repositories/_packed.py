@@ -103,30 +103,44 @@ def names_of(key: str) -> list[tuple[str, str]]:
 
 
 def _bytes(kind: str, values: list[Any]) -> bytes:
-    packed = array(kind, values)
-    if _SWAP:  # pragma: no cover - no big-endian machine here
-        packed.byteswap()
-    return packed.tobytes()
+    # struct packs a list of floats in a third of the time array() takes.
+    key = (kind, len(values))
+    packer = _STRUCTS.get(key)
+    if packer is None:
+        if len(_STRUCTS) >= _KEPT:
+            _STRUCTS.clear()
+        packer = _STRUCTS[key] = struct.Struct(f"<{len(values)}{kind}")
+    return packer.pack(*values)
+
+
+_STRUCTS: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _counts_bytes(values: list[int]) -> bytes:
+    try:
+        return _bytes("q", values)
+    except struct.error as exc:  # as SQLite's INTEGER refuses them
+        raise OverflowError(f"a count does not fit in 64 bits: {exc}") from None
 
 
 def _floats(values: list[float | None]) -> bytes:
     try:
         # Most rows have every figure: one C-level conversion, no test per value.
         return _bytes("d", values)
-    except TypeError:  # a missing figure (None)
+    except struct.error:  # a missing figure (None)
         return _bytes("d", [math.nan if v is None else v for v in values])
 
 
 def pack(endpoints: Sequence[EndpointStats]) -> bytes:
     """The blob of a snapshot's endpoint rows (OverflowError past int64's counts)."""
     chain = itertools.chain.from_iterable
-    counts = _bytes("q", list(chain(map(_counts, endpoints))))
+    counts = _counts_bytes(list(chain(map(_counts, endpoints))))
     return counts + _floats(list(chain(map(_figures, endpoints))))
 
 
 def pack_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     """The blob of endpoint rows given as ``(num_requests, num_failures, *FIGURES)`` values."""
-    counts = _bytes("q", [v for row in rows for v in row[: len(COUNTS)]])
+    counts = _counts_bytes([v for row in rows for v in row[: len(COUNTS)]])
     return counts + _floats([v for row in rows for v in row[len(COUNTS) :]])
 
 
