@@ -1,13 +1,14 @@
 """What the SQLite backend's fold costs to compute its cells, in Python and with numpy.
 
 A fold reads back the snapshots not yet in the series cells and computes
-their cells at every level (``loadmanager.repositories._folding.cells``) before
-upserting them. This times that computation alone, per snapshot, on the
-shapes the backend meets:
+their cells at every level (``loadmanager.repositories._folding.cells``: the
+whole run's a row each, the endpoints' packed a row per cell) before storing
+them. This times that computation alone, per snapshot, on the shapes the
+backend meets, and counts the rows a fold stores per snapshot:
 
 - the Monitor's: a few snapshots of each of thousands of runs (it writes one
   snapshot of each run in turn, and folds once all runs together have
-  ``16 * fold_every`` rows);
+  ``64 * fold_every`` rows);
 - a bulk import's: hundreds of snapshots of one run;
 - many endpoints: tens of snapshots of 100 endpoints (``fold_every`` rows).
 
@@ -89,10 +90,11 @@ def main() -> None:
         f" {os.cpu_count()} cores"
     )
     print(f"# reproduce: python {' '.join(sys.argv)}")
-    print(f"{'runs':>6}{'each':>6}{'endpoints':>11}{'cells/snap':>12}{'python':>9}{'numpy':>9}")
+    print(f"{'runs':>6}{'each':>6}{'endpoints':>11}{'rows/snap':>12}{'python':>9}{'numpy':>9}")
     for runs, each, endpoints in SHAPES:
         rows, scopes = rows_of(runs, each, endpoints)
-        made = len(cells(rows, {1: scopes}, use_numpy=False)) / len(rows)
+        whole, packed = cells(rows, {1: scopes}, use_numpy=False)
+        made = (len(whole) + len(packed)) / len(rows)
         python = best(args.repeat, rows, scopes, numpy=False)
         vectorised = f"{best(args.repeat, rows, scopes, numpy=True):>9.1f}" if has_numpy else "-"
         print(f"{runs:>6}{each:>6}{endpoints:>11}{made:>12.2f}{python:>9.1f}{vectorised:>9}")
