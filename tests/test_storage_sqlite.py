@@ -967,3 +967,111 @@ def test_combined_packed_cells_hold_each_scope_once_with_its_parts_merged(
                 assert math.isclose(a, b, rel_tol=1e-12)  # type: ignore[arg-type]
             else:
                 assert a == b, (scope, at, a, b)
+
+
+def _many_endpoints(i: int) -> tuple[lm.EndpointStats, ...]:
+    """Rows of up to 23 endpoints (three chunks of a packed cell), the list
+    changing from snapshot to snapshot: some come and go, and ``GET /e05`` is
+    sometimes a row without a method (the same scope)."""
+    from loadmanager.metrics import EndpointStats
+
+    names = [f"/e{k:02d}" for k in range(23) if k < 20 or (i // 7) % 2]
+    rows = [
+        EndpointStats(
+            "GET", name, 10 * i + k, i % 3, 1.0 + k, 0.1 * (i % 2), p95_response_time=k + i % 5
+        )
+        for k, name in enumerate(names)
+        if (i + k) % 9
+    ]
+    if (i + 5) % 9:
+        return tuple(rows)
+    return (*rows, EndpointStats("", "GET /e05", 1, 0, 0.5, 0.0))
+
+
+@pytest.mark.parametrize("fold_every", [40, 10**9])
+def test_cells_of_many_endpoints_are_chunked_and_series_equal_the_snapshots(
+    tmp_path: Path, fold_every: int
+) -> None:
+    """More than ten endpoint scopes take several rows a cell; series of each
+    endpoint equal the brute-force ones, through folds merging into stored
+    chunks, a migration from schema 8, and a damaged chunk."""
+    import attrs
+
+    from loadmanager.clock import to_millis
+    from loadmanager.testing import make_run
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = tmp_path / "many.db"
+    t0 = datetime(2025, 3, 1, 0, 0, 3, tzinfo=timezone.utc)
+    keys = ["GET /e00", "GET /e05", "GET /e11", "GET /e19", "GET /e22", "GET /none"]
+
+    def snapshot(i: int) -> lm.MetricSnapshot:
+        at = t0 + timedelta(seconds=2 * i)
+        return make_snapshot(run_id, at, user_count=i % 40, endpoints=_many_endpoints(i))
+
+    def check(storage: SqliteStorage) -> None:
+        stored = storage.metrics.snapshots(run_id)
+        for key in keys:
+            for n in (3, 40, 400):
+                got = storage.metrics.series(run_id, n, endpoint=key)
+                assert_same_series(got, _brute_series(stored, n, key, None, None))
+
+    with SqliteStorage(str(path), fold_every=fold_every) as storage:
+        test = storage.load_tests.add(make_load_test())
+        run_id = storage.runs.add(make_run(test, status=lm.RunStatus.RUNNING)).id
+        for start in range(0, 600, 50):  # batches: folds meet cells stored before
+            storage.metrics.add_many(snapshot(i) for i in range(start, start + 50))
+        storage.metrics.fold()
+        chunks = storage._db.run(
+            lambda conn: conn.execute("SELECT MAX(chunk) FROM metrics_endpoint_cells").fetchone()[0]
+        )
+        assert chunks == 2  # 24 scopes at most: three rows a cell
+        check(storage)
+    _as_schema_8(path)
+    with SqliteStorage(str(path), fold_every=fold_every) as storage:
+        check(storage)
+
+        # Damage the first chunk of the 10-minute cell [00:10, 00:20), then fold
+        # into that cell a snapshot of two endpoints (stored late, out of time
+        # order): the cell is chunked anew, in fewer rows than before.
+        late = attrs.evolve(snapshot(451), endpoints=_many_endpoints(451)[:2])
+        cell = to_millis(late.timestamp) // 600_000
+
+        def chunk_scopes(conn: sqlite3.Connection) -> list[list[str]]:
+            rows = conn.execute(
+                "SELECT l.scopes FROM metrics_endpoint_cells c JOIN metrics_scope_lists l"
+                " ON l.id = c.scopes WHERE c.level = 600000 AND c.cell = ? ORDER BY c.chunk",
+                (cell,),
+            ).fetchall()
+            return [json.loads(text) for (text,) in rows]
+
+        def damage(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE metrics_endpoint_cells SET figures = substr(figures, 9)"
+                " WHERE chunk = 0 AND level = 600000 AND cell = ?",
+                (cell,),
+            )
+
+        before = storage._db.run(chunk_scopes)
+        storage._db.write(damage)
+        assert storage.metrics.add(late) == 1
+        storage.metrics.fold()
+        after = storage._db.run(chunk_scopes)
+        stored = storage.metrics.snapshots(run_id)
+        lost = set(before[0])
+        # No chunk is left over from before, and no scope is held twice.
+        assert len(after) < len(before)
+        assert sum(map(len, after)) == len({scope for own in after for scope in own})
+        assert set(before[1] + before[2]) <= {scope for own in after for scope in own}
+        low = datetime.fromtimestamp(cell * 600, tz=timezone.utc)
+        high = low + timedelta(minutes=10)
+        # The keys asked for below have scopes in the lost chunk and in the others.
+        assert any(f"@{key}" in lost for key in keys)
+        assert not all(f"@{key}" in lost for key in keys)
+        for key in keys[:-1]:
+            got = storage.metrics.series(run_id, 1, endpoint=key, start=low, end=high)
+            if f"@{key}" in lost:  # only the snapshot folded after the damage
+                in_late = any(f"{e.method} {e.name}" == key for e in late.endpoints)
+                assert [b.samples for b in got] == ([1] if in_late else []), key
+            else:  # every snapshot of the cell, once
+                assert_same_series(got, _brute_series(stored, 1, key, low, high))
