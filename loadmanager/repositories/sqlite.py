@@ -213,36 +213,13 @@ _CREATE_SCOPE_LISTS = (
 )
 _CREATE_ENDPOINT_CELLS = (
     "CREATE TABLE metrics_endpoint_cells (run_id TEXT NOT NULL REFERENCES load_test_runs (id),"
-    " level INTEGER NOT NULL, cell INTEGER NOT NULL, chunk INTEGER NOT NULL,"
+    " level INTEGER NOT NULL, cell INTEGER NOT NULL,"
     " scopes INTEGER NOT NULL REFERENCES metrics_scope_lists (id), figures BLOB NOT NULL,"
-    " UNIQUE (run_id, level, cell, chunk))"
+    " UNIQUE (run_id, level, cell))"
 )
-"""Packed endpoint cells, ``_CHUNK`` scopes a row. A table with rowids, not
-WITHOUT ROWID: a row of the latter keeps at most about 1,000 bytes in its page,
-and a cell of ten scopes (1,680 bytes) spilt the rest into a page of its own,
-half again the bytes of a snapshot."""
-
-_CHUNK = 10
-"""Scopes a row of a packed endpoint cell holds at most: a series of one
-endpoint reads one row a cell, and SQLite reads a row whole (a cell of 100
-endpoints in one row, 17 KB, took a 500-bucket series of 10,000 snapshots
-20 ms). Ten, 1,680 bytes, keeps two rows to a 4 KB page."""
-
-
-def _chunked(
-    key: tuple[str, int, int], scopes: Sequence[str], packed: bytes, ids: dict[str, int]
-) -> Iterator[tuple[Any, ...]]:
-    """The rows of one packed cell, ``_CHUNK`` scopes each, in order (``_PUT_CELL``)."""
-    for chunk, at in enumerate(range(0, len(scopes), _CHUNK)):
-        own = scopes[at : at + _CHUNK]
-        cut = packed[CELL_BYTES * at : CELL_BYTES * (at + len(own))]
-        yield (*key, chunk, ids[scopes_text(own)], cut)
-
-
-def _chunk_texts(scopes: Sequence[str]) -> Iterator[str]:
-    """The stored text of each chunk's list of scopes (see ``_chunked``)."""
-    for at in range(0, len(scopes), _CHUNK):
-        yield scopes_text(scopes[at : at + _CHUNK])
+"""A table with rowids, not WITHOUT ROWID: a row of the latter keeps at most
+about 1,000 bytes in its page, and a cell of ten scopes (1,680 bytes) spilt
+the rest into a page of its own, half again the bytes of a snapshot."""
 
 
 class _StoredLists:
@@ -406,7 +383,7 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
         f"SELECT snapshot, {', '.join(_ENDPOINT_COLUMNS)} FROM metrics_endpoints"  # noqa: S608 - fixed text
         " ORDER BY snapshot, position"
     )
-    packed: list[tuple[Any, ...]] = []
+    packed = []
     for snapshot_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
         members = [row[1:] for row in group]
         key = names_text([row[:2] for row in members])
@@ -430,16 +407,17 @@ def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
         f"SELECT run_id, level, cell, scope, samples, {', '.join(_ROLLUP_COLUMNS)}"  # noqa: S608 - fixed text
         f" FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}' ORDER BY run_id, level, cell, scope"
     )
-    packed: list[tuple[Any, ...]] = []
-    for key, group in itertools.groupby(rows, key=operator.itemgetter(0, 1, 2)):
+    packed = []
+    for (run_id, level, cell), group in itertools.groupby(rows, key=operator.itemgetter(0, 1, 2)):
         scopes: list[str] = []
         values: list[float | None] = []
         for row in group:
             scopes.append(row[3])
             values += row[4:]
-        found = lists.ids(conn, _chunk_texts(scopes))
+        key = scopes_text(scopes)
+        found = lists.ids(conn, [key])
         lists.learn(found)  # this transaction's own, and thrown away with it
-        packed.extend(_chunked(key, scopes, pack_cell(values), found))
+        packed.append((run_id, level, cell, found[key], pack_cell(values)))
     conn.executemany(_PUT_CELL, packed)
     conn.execute(f"DELETE FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}'")  # noqa: S608
 
@@ -1151,36 +1129,20 @@ class SqliteMetricsRepository(AddsOne):
             elif cell > span[1]:
                 span[1] = cell
         lists = self._scope_lists
-        damaged: list[tuple[str, int, int]] = []
         for (run_id, level), (low, high) in spans.items():
             # Usually the one cell the last fold left open, at each level.
-            stored_parts: dict[int, list[tuple[Sequence[str], bytes]]] = {}
             for cell, listed, packed in conn.execute(_STORED_CELLS, (run_id, level, low, high)):
-                if (run_id, level, cell) not in grouped:
-                    continue
-                stored = lists.items(conn, listed)
-                if len(packed) == CELL_BYTES * len(stored):
-                    stored_parts.setdefault(cell, []).append((stored, packed))
-                else:  # damaged: it gives way to the new figures, and its cell is rewritten
-                    damaged.append((run_id, level, cell))
-            for cell, parts in stored_parts.items():  # first: a cell's scopes keep their order
-                grouped[run_id, level, cell][:0] = parts
-        # Chunks are rewritten in place; a cell that lost a damaged one is
-        # chunked anew, and must not keep an old chunk past its new last.
-        conn.executemany(
-            "DELETE FROM metrics_endpoint_cells WHERE run_id = ? AND level = ? AND cell = ?",
-            damaged,
-        )
+                into = grouped.get((run_id, level, cell))
+                stored = lists.items(conn, listed) if into is not None else ()
+                # A value that does not fit its list (damaged) gives way to the new one.
+                if into is not None and len(packed) == CELL_BYTES * len(stored):
+                    into.insert(0, (stored, packed))
         merged = {key: combine(parts) for key, parts in grouped.items()}
-        texts = {text for scopes, _ in merged.values() for text in _chunk_texts(scopes)}
-        ids = lists.ids(conn, texts)
+        texts = {scopes: scopes_text(scopes) for scopes, _ in merged.values()}
+        ids = lists.ids(conn, set(texts.values()))
         conn.executemany(
             _PUT_CELL,
-            [
-                row
-                for key, (scopes, packed) in merged.items()
-                for row in _chunked(key, scopes, packed, ids)
-            ],
+            [(*key, ids[texts[scopes]], packed) for key, (scopes, packed) in merged.items()],
         )
 
     def _close(self) -> None:
@@ -1608,11 +1570,11 @@ _CELL_LISTS = (
 """The scope lists of a window's packed endpoint cells (see ``_scope_cells``)."""
 _STORED_CELLS = (
     "SELECT cell, scopes, figures FROM metrics_endpoint_cells"
-    " WHERE run_id = ? AND level = ? AND cell BETWEEN ? AND ? ORDER BY cell, chunk"
+    " WHERE run_id = ? AND level = ? AND cell BETWEEN ? AND ?"
 )
 _PUT_CELL = (
-    "INSERT OR REPLACE INTO metrics_endpoint_cells (run_id, level, cell, chunk, scopes, figures)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO metrics_endpoint_cells (run_id, level, cell, scopes, figures)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 
 _POINT_COLUMNS = "m.ts_ms, m.user_count, m.endpoint_list, m.endpoint_figures"
