@@ -272,8 +272,12 @@ def _numpy_endpoint_cells(
     np: Any, under: Sequence[Sequence[Any]], scopes: Sequence[str]
 ) -> Iterator[EndpointCell]:
     size = len(scopes)
+    positions = _first_of_each(scopes)
     figures = np.frombuffer(figures_of([r[-1] for r in under], size), dtype=np.float64)
-    picked = figures.reshape(len(under), size, FIGURE_WIDTH)[:, :, list(_ENDPOINT_OFFSETS)]
+    rows = figures.reshape(len(under), size, FIGURE_WIDTH)[:, positions, :]
+    picked = rows[:, :, list(_ENDPOINT_OFFSETS)]
+    scopes = [scopes[p] for p in positions]
+    size = len(scopes)
     users = np.array([r[2] for r in under], dtype=float)
     # Every endpoint row carries its snapshot's user count.
     users = np.broadcast_to(users[:, None, None], (len(under), size, 1))
@@ -360,15 +364,26 @@ def cells(
             layouts = _layouts([r[0] for r in under], [r[1] for r in under])
         users = [r[2] for r in under]
         row_scopes = scopes[list_id]
+        positions = _first_of_each(row_scopes)
         figures = figures_of([r[-1] for r in under], len(row_scopes))
         stride = FIGURE_WIDTH * len(row_scopes)
         # Every endpoint row carries its snapshot's user count.
         own = [
             [users, *(figures[FIGURE_WIDTH * position + k :: stride] for k in _ENDPOINT_OFFSETS)]
-            for position in range(len(row_scopes))
+            for position in positions
         ]
-        endpoints.extend(_packed_cells_of(row_scopes, layouts, own))
+        distinct = [row_scopes[p] for p in positions]
+        endpoints.extend(_packed_cells_of(distinct, layouts, own))
     return whole, endpoints
+
+
+def _first_of_each(scopes: Sequence[str]) -> list[int]:
+    """The position of each scope's first row: of two rows one key matches
+    (``("GET", "/a")`` and ``("", "GET /a")``), a snapshot's first counts."""
+    seen: dict[str, int] = {}
+    for position, scope in enumerate(scopes):
+        seen.setdefault(scope, position)
+    return sorted(seen.values())
 
 
 def combine(parts: Sequence[tuple[Sequence[str], bytes]]) -> tuple[tuple[str, ...], bytes]:

@@ -39,16 +39,23 @@ def scoped_figures(snap: MetricSnapshot) -> Iterator[tuple[str, tuple[float | No
     """What a snapshot adds to its cells: ``(scope, figures)`` in SERIES_FIELDS order.
 
     The whole run's figures, then each endpoint row's, which carry the
-    snapshot's user count beside the row's own rates and response times.
+    snapshot's user count beside the row's own rates and response times. Of
+    two rows one key matches (``("GET", "/a")`` and ``("", "GET /a")``), the
+    first counts, as it does in a series of the snapshots themselves.
     """
     users = snap.user_count
     yield (
         WHOLE_RUN,
         (users, snap.current_rps, snap.current_fail_per_sec, snap.current_p50, snap.current_p95),
     )
+    seen = set()
     for row in snap.endpoints:
+        scope = row_scope(row.method, row.name)
+        if scope in seen:
+            continue
+        seen.add(scope)
         yield (
-            row_scope(row.method, row.name),
+            scope,
             (
                 users,
                 row.current_rps,

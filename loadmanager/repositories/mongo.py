@@ -842,13 +842,24 @@ class MongoMetricsRepository(AddsOne):
                 # One endpoint's rows: unwind the snapshot's endpoints server-side.
                 pairs = endpoint_matches(endpoint)
                 pipeline += [
-                    {"$unwind": "$endpoints"},
+                    {"$unwind": {"path": "$endpoints", "includeArrayIndex": "at"}},
                     {
                         "$match": {
                             "$or": [
                                 {"endpoints.method": _eq(m), "endpoints.name": _eq(n)}
                                 for m, n in pairs
                             ]
+                        }
+                    },
+                    # Of two rows the key matches, ("GET", "/a") and ("", "GET /a"),
+                    # a snapshot's first counts, as in every backend.
+                    {"$sort": {"_id": 1, "at": 1}},
+                    {
+                        "$group": {
+                            "_id": "$_id",
+                            "tsMs": {"$first": "$tsMs"},
+                            "userCount": {"$first": "$userCount"},
+                            "endpoints": {"$first": "$endpoints"},
                         }
                     },
                 ]

@@ -1312,8 +1312,9 @@ class SqliteMetricsRepository(AddsOne):
         """One endpoint's narrow buckets, from its packed figures."""
         pairs = endpoint_matches(endpoint)
         rows = conn.execute(_ENDPOINT_POINTS, (run_id, window.start_ms, window.end_ms)).fetchall()
+        # A snapshot's first row the key matches counts (see _rollups.scoped_figures).
         points = self._endpoint_points(
-            conn, rows, lambda names: [i for i, pair in enumerate(names) if pair in pairs]
+            conn, rows, lambda names: [i for i, pair in enumerate(names) if pair in pairs][:1]
         )
         return python_series(window, points)
 
@@ -1361,7 +1362,9 @@ class SqliteMetricsRepository(AddsOne):
                 figures.append(own)
             buckets = merged_by_bucket(in_buckets, b"".join(figures))
             points = self._endpoint_points(
-                conn, tail, lambda names: [i for i, p in enumerate(names) if row_scope(*p) == scope]
+                conn,
+                tail,
+                lambda names: [i for i, p in enumerate(names) if row_scope(*p) == scope][:1],
             )
             for ts_ms, values in points:
                 bucket = (ts_ms // level * level - start) // width

@@ -764,6 +764,29 @@ class MetricsContract:
         assert (custom.samples, custom.current_rps.avg, custom.current_p95.avg) == (4, 100, None)
         assert storage.metrics.series("r", 1, endpoint="GET /nowhere") == []
 
+    def test_of_two_rows_one_key_matches_in_a_snapshot_the_first_counts(
+        self, storage: Storage, runs: None
+    ) -> None:
+        """``GET /a`` names the row ``("GET", "/a")`` and the method-less ``("", "GET /a")``;
+        a snapshot holding both gives its series one sample, the first row's."""
+        both = (
+            EndpointStats("GET", "/a", 1, 0, 1.0, 0.0, p95_response_time=10.0),
+            EndpointStats("", "GET /a", 1, 0, 3.0, 0.0, p95_response_time=30.0),
+        )
+        swapped = both[::-1]
+        storage.metrics.add_many(
+            make_snapshot("r", _at(2 * s), endpoints=both if s % 2 else swapped) for s in range(60)
+        )
+        for buckets in (1, 60):  # cells (a bucket of 118 s) and snapshots (2 s)
+            found = storage.metrics.series("r", buckets, endpoint="GET /a")
+            assert sum(b.samples for b in found) == 60
+            assert {b.current_rps.min for b in found} | {b.current_rps.max for b in found} == (
+                {1.0, 3.0}
+            )
+            if buckets == 1:
+                assert found[0].current_rps.avg == pytest.approx(2.0)
+                assert found[0].current_p95.avg == pytest.approx(20.0)
+
     def test_bucket_count_is_validated(self, storage: Storage, runs: None) -> None:
         for bad in (0, -1, 100_001):
             with pytest.raises(ValidationError):
