@@ -214,12 +214,16 @@ _CREATE_SCOPE_LISTS = (
 _CREATE_ENDPOINT_CELLS = (
     "CREATE TABLE metrics_endpoint_cells (run_id TEXT NOT NULL REFERENCES load_test_runs (id),"
     " level INTEGER NOT NULL, cell INTEGER NOT NULL,"
-    " scopes INTEGER NOT NULL REFERENCES metrics_scope_lists (id), figures BLOB NOT NULL,"
-    " UNIQUE (run_id, level, cell))"
+    " scopes INTEGER NOT NULL REFERENCES metrics_scope_lists (id), figures BLOB NOT NULL)",
+    "CREATE INDEX metrics_endpoint_cells_at"
+    " ON metrics_endpoint_cells (run_id, level, cell, scopes)",
 )
 """A table with rowids, not WITHOUT ROWID: a row of the latter keeps at most
 about 1,000 bytes in its page, and a cell of ten scopes (1,680 bytes) spilt
-the rest into a page of its own, half again the bytes of a snapshot."""
+the rest into a page of its own, half again the bytes of a snapshot. The
+index holds each cell's list, so a series finds the lists of its window
+without reading the cells; it is not unique because a fold deletes a cell it
+rewrites (one row a cell all the same)."""
 
 
 class _StoredLists:
@@ -401,7 +405,8 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
 def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
     """Migration 9: the endpoint scopes' cells of metrics_rollups, one packed row a cell."""
     conn.execute(_CREATE_SCOPE_LISTS)
-    conn.execute(_CREATE_ENDPOINT_CELLS)
+    for statement in _CREATE_ENDPOINT_CELLS:
+        conn.execute(statement)
     lists = _scope_lists()
     rows = conn.execute(
         f"SELECT run_id, level, cell, scope, samples, {', '.join(_ROLLUP_COLUMNS)}"  # noqa: S608 - fixed text
@@ -1129,14 +1134,22 @@ class SqliteMetricsRepository(AddsOne):
             elif cell > span[1]:
                 span[1] = cell
         lists = self._scope_lists
+        rewritten: list[tuple[str, int, int]] = []
         for (run_id, level), (low, high) in spans.items():
             # Usually the one cell the last fold left open, at each level.
             for cell, listed, packed in conn.execute(_STORED_CELLS, (run_id, level, low, high)):
                 into = grouped.get((run_id, level, cell))
-                stored = lists.items(conn, listed) if into is not None else ()
+                if into is None:
+                    continue
+                rewritten.append((run_id, level, cell))
+                stored = lists.items(conn, listed)
                 # A value that does not fit its list (damaged) gives way to the new one.
-                if into is not None and len(packed) == CELL_BYTES * len(stored):
+                if len(packed) == CELL_BYTES * len(stored):
                     into.insert(0, (stored, packed))
+        conn.executemany(
+            "DELETE FROM metrics_endpoint_cells WHERE run_id = ? AND level = ? AND cell = ?",
+            rewritten,
+        )
         merged = {key: combine(parts) for key, parts in grouped.items()}
         texts = {scopes: scopes_text(scopes) for scopes, _ in merged.values()}
         ids = lists.ids(conn, set(texts.values()))
@@ -1576,7 +1589,7 @@ _STORED_CELLS = (
     " WHERE run_id = ? AND level = ? AND cell BETWEEN ? AND ?"
 )
 _PUT_CELL = (
-    "INSERT OR REPLACE INTO metrics_endpoint_cells (run_id, level, cell, scopes, figures)"
+    "INSERT INTO metrics_endpoint_cells (run_id, level, cell, scopes, figures)"
     " VALUES (?, ?, ?, ?, ?)"
 )
 
