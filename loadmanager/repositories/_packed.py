@@ -38,7 +38,6 @@ __all__ = [
     "FIGURES",
     "FIGURE_WIDTH",
     "ROW_BYTES",
-    "cell_figures",
     "cell_floats",
     "figures_of",
     "names_key",
@@ -191,14 +190,6 @@ CELL_BYTES = 8 * CELL_WIDTH
 def pack_cell(values: list[float | None]) -> bytes:
     """The value of a packed cell: ``CELL_WIDTH`` figures a scope, end to end."""
     return _floats(values)
-
-
-_CELL = struct.Struct(f"<{CELL_WIDTH}d")
-
-
-def cell_figures(blob: bytes, position: int) -> tuple[float, ...]:
-    """The ``CELL_WIDTH`` figures of the scope at ``position`` in a packed cell."""
-    return _CELL.unpack_from(blob, CELL_BYTES * position)
 
 
 def cell_floats(blob: bytes) -> array[float]:
