@@ -316,7 +316,7 @@ def _as_schema_8(path: Path) -> None:
     for run_id, level, cell, listed, packed in conn.execute(
         "SELECT run_id, level, cell, scopes, figures FROM metrics_endpoint_cells"
     ):
-        values = [None if v != v else v for v in cell_floats(packed)]
+        values = [None if v != v else v for v in cell_floats(packed, len(lists[listed]))]
         for position, scope in enumerate(lists[listed]):
             own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
             rows.append((run_id, level, scope, cell, int(own[0]), *own[1:]))
@@ -730,7 +730,7 @@ def _cells_by_scope(
     found = list(whole)
     for (run_id, level, cell), cell_parts in parts.items():
         named, packed = combine(cell_parts)
-        values = [None if v != v else v for v in cell_floats(packed)]
+        values = [None if v != v else v for v in cell_floats(packed, len(named))]
         for position, scope in enumerate(named):
             own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
             found.append((run_id, level, scope, cell, own[0], *own[1:]))
@@ -871,47 +871,85 @@ def test_a_damaged_endpoint_cell_is_left_out_of_series_and_replaced_by_the_next_
         assert bucket.samples == 1
 
 
+def _scope_cell(draw: st.DrawFn, samples: int, gaps: bool) -> list[float | None]:
+    """One scope's figures in a cell, ``empty``'s layout; with ``gaps``, some
+    figures with no values (NaN extremes), whose count is not the sample count."""
+    values: list[float | None] = [samples]
+    for _ in range(5):
+        n = draw(st.sampled_from([0, samples])) if gaps else samples
+        low, high = sorted(draw(st.lists(st.floats(0, 1e6), min_size=2, max_size=2)))
+        values += [n, (low + high) * n / 2, low, high] if n else [0, 0.0, None, None]
+    return values
+
+
 @st.composite
-def _packed_cells(draw: st.DrawFn) -> tuple[list[int], bytes]:
+def _packed_cells(draw: st.DrawFn) -> tuple[list[int], list[bytes]]:
     """One scope's cells as a window reads them: bucket numbers in order, and
-    figures with no values (NaN extremes) here and there."""
+    the scope's packed figures of each (of either layout)."""
     from loadmanager.repositories._packed import pack_cell
 
     buckets = sorted(draw(st.lists(st.integers(0, 20), min_size=0, max_size=40)))
-    values: list[float | None] = []
-    for _ in buckets:
-        samples = draw(st.integers(1, 300))
-        values.append(samples)
-        for _ in range(5):
-            n = draw(st.sampled_from([0, samples]))
-            low, high = sorted(draw(st.lists(st.floats(0, 1e6), min_size=2, max_size=2)))
-            values += [n, (low + high) * n / 2, low, high] if n else [0, 0.0, None, None]
-    return buckets, pack_cell(values)
+    return buckets, [
+        pack_cell(_scope_cell(draw, draw(st.integers(1, 300)), draw(st.booleans())))
+        for _ in buckets
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data(), st.integers(0, 12), st.booleans())
+def test_a_packed_cell_reads_back_as_written_compact_when_every_count_is_its_samples(
+    data: st.DataObject, scopes: int, gaps: bool
+) -> None:
+    from loadmanager.repositories._packed import (
+        CELL_BYTES,
+        COMPACT_BYTES,
+        cell_fits,
+        cell_floats,
+        full_cells,
+        pack_cell,
+    )
+
+    draw = data.draw
+    cells = [_scope_cell(draw, draw(st.integers(1, 2**40)), gaps) for _ in range(scopes)]
+    values = [v for cell in cells for v in cell]
+    packed = pack_cell(values)
+    compact = all(n == cell[0] for cell in cells for n in cell[1::4])
+    assert len(packed) == (COMPACT_BYTES if compact else CELL_BYTES) * scopes
+    assert cell_fits(packed, scopes)
+    assert not cell_fits(packed + b"\0" * 8, scopes)
+    got = [None if v != v else v for v in cell_floats(packed, scopes)]
+    assert got == values
+    # One scope's pieces of several cells, each of its own layout, end to end.
+    pieces = [pack_cell(cell) for cell in cells]
+    expanded = [None if v != v else v for piece in pieces for v in cell_floats(piece, 1)]
+    assert [None if v != v else v for v in cell_floats(full_cells(pieces), scopes)] == expanded
+    if scopes:
+        with pytest.raises(ValueError, match="does not hold"):
+            cell_floats(packed, scopes + 1)
 
 
 @settings(max_examples=80, deadline=None)
 @given(_packed_cells())
 def test_cells_merged_per_bucket_are_each_bucket_s_cells_merged_one_by_one(
-    drawn: tuple[list[int], bytes],
+    drawn: tuple[list[int], list[bytes]],
 ) -> None:
     """numpy's and Python's merge of a window's packed cells both equal ``merge``
     applied cell by cell."""
     import math
 
     from loadmanager.repositories._folding import empty, merge, merged_by_bucket
-    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats
+    from loadmanager.repositories._packed import CELL_WIDTH, cell_floats, full_cells
 
-    buckets, packed = drawn
-    values = cell_floats(packed).tolist()
+    buckets, pieces = drawn
     expected: dict[int, list[object]] = {}
-    for i, bucket in enumerate(buckets):
-        own = values[CELL_WIDTH * i : CELL_WIDTH * (i + 1)]
+    for bucket, piece in zip(buckets, pieces, strict=True):
+        own = cell_floats(piece, 1).tolist()
         figures = [
             (int(own[at]), own[at + 1], own[at + 2], own[at + 3]) for at in range(1, CELL_WIDTH, 4)
         ]
         merge(expected.setdefault(bucket, empty()), int(own[0]), figures)
     for use_numpy in (False, True):
-        got = merged_by_bucket(buckets, packed, use_numpy=use_numpy)
+        got = merged_by_bucket(buckets, full_cells(pieces), use_numpy=use_numpy)
         assert got.keys() == expected.keys()
         for bucket, cell in got.items():
             for at, (a, b) in enumerate(zip(cell, expected[bucket], strict=True)):
@@ -959,7 +997,7 @@ def test_combined_packed_cells_hold_each_scope_once_with_its_parts_merged(
         parts.append((scopes, pack_cell(values)))
     named, packed = combine(parts)
     assert list(named) == list(expected)  # each once, in the order first seen
-    floats = [None if v != v else v for v in cell_floats(packed)]
+    floats = [None if v != v else v for v in cell_floats(packed, len(named))]
     for position, scope in enumerate(named):
         own = floats[CELL_WIDTH * position : CELL_WIDTH * (position + 1)]
         for at, (a, b) in enumerate(zip(own, expected[scope], strict=True)):
@@ -970,15 +1008,25 @@ def test_combined_packed_cells_hold_each_scope_once_with_its_parts_merged(
 
 
 def _many_endpoints(i: int) -> tuple[lm.EndpointStats, ...]:
-    """Rows of up to 23 endpoints (several 168-byte parts of a packed cell), the list
+    """Rows of up to 23 endpoints (several scopes of a packed cell), the list
     changing from snapshot to snapshot: some come and go, and ``GET /e05`` is
-    sometimes also a row without a method (the same key: the first counts)."""
+    sometimes also a row without a method (the same key: the first counts).
+    Two stretches of three have a median, so their cells are compact, the
+    third's not: a window holds both layouts."""
     from loadmanager.metrics import EndpointStats
 
     names = [f"/e{k:02d}" for k in range(23) if k < 20 or (i // 7) % 2]
+    median = 0.5 + i % 7 if (i // 30) % 3 else None
     rows = [
         EndpointStats(
-            "GET", name, 10 * i + k, i % 3, 1.0 + k, 0.1 * (i % 2), p95_response_time=k + i % 5
+            "GET",
+            name,
+            10 * i + k,
+            i % 3,
+            1.0 + k,
+            0.1 * (i % 2),
+            median_response_time=median,
+            p95_response_time=k + i % 5,
         )
         for k, name in enumerate(names)
         if (i + k) % 9

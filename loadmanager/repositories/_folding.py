@@ -26,6 +26,7 @@ from typing import Any
 from ..filters import ROLLUP_LEVELS_MS
 from ._packed import (
     CELL_WIDTH,
+    COMPACT_FIGURES,
     FIGURE_WIDTH,
     FIGURES,
     ROW_BYTES,
@@ -259,12 +260,15 @@ def _numpy_packed(
         packed = np.empty((count, len(scopes), 1 + width), dtype="<f8")
         packed[:, :, 0] = samples[:, None]
         packed[:, :, 1:] = figures.reshape(count, len(scopes), width)
+        # As pack_cell lays them out: compact where every count is the sample count.
+        compact = (packed[:, :, 1::4] == packed[:, :, :1]).all(axis=(1, 2)).tolist()
+        kept = packed[:, :, COMPACT_FIGURES]
         yield from zip(
             at,
             itertools.repeat(level),
             numbers,
             itertools.repeat(scopes),
-            (cell.tobytes() for cell in packed),
+            ((kept if small else packed)[j].tobytes() for j, small in enumerate(compact)),
         )
 
 
@@ -398,7 +402,7 @@ def combine(parts: Sequence[tuple[Sequence[str], bytes]]) -> tuple[tuple[str, ..
             return tuple(scopes), packed
     merged: dict[str, list[float]] = {}
     for scopes, packed in parts:
-        values = cell_floats(packed)
+        values = cell_floats(packed, len(scopes))
         for position, scope in enumerate(scopes):
             own = values[CELL_WIDTH * position : CELL_WIDTH * (position + 1)].tolist()
             into = merged.get(scope)
@@ -444,7 +448,7 @@ def merged_by_bucket(
         by_numpy = _numpy_by_bucket(np, starts, packed)
         return dict(zip((buckets[i] for i in starts), by_numpy, strict=True))
     parts = list(map(slice, starts, [*starts[1:], count]))
-    flat = cell_floats(packed)
+    flat = figures_of([packed], 0)
     merged: list[list[Any]] = [list(map(int, map(sum, _pieces(flat[0::CELL_WIDTH], parts))))]
     for at in range(1, CELL_WIDTH, 4):
         counts = flat[at::CELL_WIDTH]

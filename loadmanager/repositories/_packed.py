@@ -12,8 +12,9 @@ Counts are exact up to 2**63 - 1, as SQLite's INTEGER columns were; figures
 are the floats they were written as.
 
 An endpoint series cell is packed the same way: every endpoint scope one run
-has in one cell of one level, ``CELL_WIDTH`` float64s each, its scopes kept
-once per distinct list (a row per scope and cell was most of a fold's cost).
+has in one cell of one level, ``CELL_WIDTH`` float64s each (``COMPACT_WIDTH``
+when the counts can be left out), its scopes kept once per distinct list (a
+row per scope and cell was most of a fold's cost).
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ from ._series import SERIES_FIELDS
 __all__ = [
     "CELL_BYTES",
     "CELL_WIDTH",
+    "COMPACT_BYTES",
+    "COMPACT_FIGURES",
+    "COMPACT_WIDTH",
     "COUNTS",
     "FIGURES",
     "FIGURE_WIDTH",
     "ROW_BYTES",
+    "cell_fits",
     "cell_floats",
     "figures_of",
+    "full_cells",
     "names_key",
     "names_of",
     "names_text",
@@ -186,15 +192,65 @@ count, sum, minimum and maximum of each series figure (NaN for a minimum or
 maximum of no values), as ``_folding.empty`` lays a cell out."""
 CELL_BYTES = 8 * CELL_WIDTH
 
+_COUNTS_AT = range(1, CELL_WIDTH, 4)
+"""Where each series figure's count is in a scope's figures."""
+COMPACT_FIGURES = tuple(at for at in range(CELL_WIDTH) if at not in _COUNTS_AT)
+"""The figures of the full layout a compact cell keeps, in its order."""
+COMPACT_WIDTH = len(COMPACT_FIGURES)
+"""The float64s one scope takes in a compact cell: a cell whose every figure
+had a value in every sample (most: a figure is missing only before an
+endpoint's first response) leaves the counts out, as they equal the sample
+count. A third less, and at ten endpoints three cells fit a 4 KB page, not two."""
+COMPACT_BYTES = 8 * COMPACT_WIDTH
+_FROM_COMPACT = [0 if at in _COUNTS_AT else COMPACT_FIGURES.index(at) for at in range(CELL_WIDTH)]
+"""Where each figure of the full layout is in the compact one."""
+
 
 def pack_cell(values: list[float | None]) -> bytes:
-    """The value of a packed cell: ``CELL_WIDTH`` figures a scope, end to end."""
+    """The value of a packed cell of ``CELL_WIDTH`` figures a scope, end to end:
+    compact (``COMPACT_WIDTH`` a scope) when every count equals its sample count."""
+    samples = values[0::CELL_WIDTH]
+    if all(values[at::CELL_WIDTH] == samples for at in _COUNTS_AT):
+        scopes = len(samples)
+        compact: list[float | None] = [0.0] * (COMPACT_WIDTH * scopes)
+        for into, at in enumerate(COMPACT_FIGURES):
+            compact[into::COMPACT_WIDTH] = values[at::CELL_WIDTH]
+        return _floats(compact)
     return _floats(values)
 
 
-def cell_floats(blob: bytes) -> array[float]:
-    """A packed cell's figures (NaN for a missing minimum or maximum)."""
-    return figures_of([blob], 0)
+def cell_fits(blob: bytes, scopes: int) -> bool:
+    """Whether a stored cell's value holds ``scopes`` scopes in either layout."""
+    return len(blob) in (CELL_BYTES * scopes, COMPACT_BYTES * scopes)
+
+
+def cell_floats(blob: bytes, scopes: int) -> array[float]:
+    """A packed cell's ``scopes`` scopes' figures in the full layout, ``CELL_WIDTH``
+    a scope (NaN for a missing minimum or maximum); ValueError if it holds
+    neither layout of that many."""
+    floats = figures_of([blob], 0)
+    if len(blob) == CELL_BYTES * scopes:
+        return floats
+    if len(blob) == COMPACT_BYTES * scopes:
+        return _expanded(floats, scopes)
+    raise ValueError(f"a packed cell of {len(blob)} bytes does not hold {scopes} scopes")
+
+
+def full_cells(pieces: Sequence[bytes]) -> bytes:
+    """One scope's figures of several cells, each of either layout, end to end in
+    the full one (ValueError for a piece of neither)."""
+    if all(len(piece) == CELL_BYTES for piece in pieces):
+        return b"".join(pieces)
+    if all(len(piece) == COMPACT_BYTES for piece in pieces):
+        return _expanded(figures_of(pieces, 0), len(pieces)).tobytes()
+    return b"".join(cell_floats(piece, 1).tobytes() for piece in pieces)
+
+
+def _expanded(compact: array[float], scopes: int) -> array[float]:
+    full = array("d", bytes(CELL_BYTES * scopes))
+    for at, source in enumerate(_FROM_COMPACT):  # a strided copy a figure, in C
+        full[at::CELL_WIDTH] = compact[source::COMPACT_WIDTH]
+    return full
 
 
 def scopes_text(scopes: Sequence[str]) -> str:

@@ -46,9 +46,12 @@ from ..models import LoadTest, LoadTestRun
 from ._folding import EndpointCell, cells, combine, empty, merge, merged_by_bucket, summary
 from ._packed import (
     CELL_BYTES,
+    COMPACT_BYTES,
     FIGURES,
     ROW_BYTES,
+    cell_fits,
     figures_of,
+    full_cells,
     names_key,
     names_of,
     names_text,
@@ -427,6 +430,10 @@ def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
     conn.execute(f"DELETE FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}'")  # noqa: S608
 
 
+def _compact_cells_allowed(conn: sqlite3.Connection) -> None:
+    """Migration 10: nothing to convert (see its comment in ``_MIGRATIONS``)."""
+
+
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the first schema. Documents are the camelCase JSON of the models; the
     # columns beside them exist only to filter, order and aggregate in SQL.
@@ -539,6 +546,10 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # a row costs SQLite about 7 us whatever it holds (issue 18).
     # metrics_rollups keeps the whole run's cells.
     _pack_endpoint_cells,
+    # 10: a cell may leave its counts out (_packed.COMPACT_WIDTH), so a file
+    # of older cells is read as it is; the number keeps an older loadmanager,
+    # which would take a compact cell for a damaged one, from opening it.
+    _compact_cells_allowed,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -1144,7 +1155,7 @@ class SqliteMetricsRepository(AddsOne):
                 rewritten.append((run_id, level, cell))
                 stored = lists.items(conn, listed)
                 # A value that does not fit its list (damaged) gives way to the new one.
-                if len(packed) == CELL_BYTES * len(stored):
+                if cell_fits(packed, len(stored)):
                     into.insert(0, (stored, packed))
         conn.executemany(
             "DELETE FROM metrics_endpoint_cells WHERE run_id = ? AND level = ? AND cell = ?",
@@ -1368,12 +1379,12 @@ class SqliteMetricsRepository(AddsOne):
         try:  # committed between them would hide or double snapshots
             found = self._scope_cells(conn, scope, params)
             tail = conn.execute(_TAIL_POINTS, params).fetchall()
-            for cell, size, expected, own in found:
-                if size != expected:  # damaged: left out
+            for cell, own in found:
+                if own is None:  # damaged: left out
                     continue
                 in_buckets.append((cell * level - start) // width)
                 figures.append(own)
-            buckets = merged_by_bucket(in_buckets, b"".join(figures))
+            buckets = merged_by_bucket(in_buckets, full_cells(figures))
             points = self._endpoint_points(
                 conn,
                 tail,
@@ -1389,8 +1400,9 @@ class SqliteMetricsRepository(AddsOne):
 
     def _scope_cells(
         self, conn: sqlite3.Connection, scope: str, params: dict[str, Any]
-    ) -> list[tuple[int, int, int, bytes]]:
-        """The window's cells holding ``scope``: ``(cell, size, expected size, its figures)``.
+    ) -> list[tuple[int, bytes | None]]:
+        """The window's cells holding ``scope``: ``(cell, its figures)``, in either
+        layout (see ``_packed.pack_cell``), ``None`` for a damaged cell.
 
         SQLite cuts the scope's figures out of each value: a cell of a hundred
         endpoints is 17 KB, and handing each to Python whole took 2.5 times as long.
@@ -1399,19 +1411,20 @@ class SqliteMetricsRepository(AddsOne):
         for (listed,) in conn.execute(_CELL_LISTS, params):
             stored = self._scope_lists.items(conn, listed)
             if scope in stored:
-                places[int(listed)] = (stored.index(scope), CELL_BYTES * len(stored))
+                places[int(listed)] = (stored.index(scope), len(stored))
         if not places:
             return []
         # Integers the database gave, written into the statement: one CASE arm a list.
         cut = " ".join(
-            f"WHEN {listed} THEN substr(figures, {1 + CELL_BYTES * at}, {CELL_BYTES})"
-            for listed, (at, _) in places.items()
+            f"WHEN {listed} THEN CASE length(figures)"
+            f" WHEN {CELL_BYTES * size} THEN substr(figures, {1 + CELL_BYTES * at}, {CELL_BYTES})"
+            f" WHEN {COMPACT_BYTES * size}"
+            f" THEN substr(figures, {1 + COMPACT_BYTES * at}, {COMPACT_BYTES}) END"
+            for listed, (at, size) in places.items()
         )
-        expected = " ".join(f"WHEN {listed} THEN {size}" for listed, (_, size) in places.items())
-        found: list[tuple[int, int, int, bytes]] = conn.execute(
-            f"SELECT cell, length(figures), CASE scopes {expected} END,"  # noqa: S608 - integers
-            f" CASE scopes {cut} END FROM metrics_endpoint_cells WHERE run_id = :run"
-            " AND level = :level AND cell >= :low AND cell < :high"
+        found: list[tuple[int, bytes | None]] = conn.execute(
+            f"SELECT cell, CASE scopes {cut} END FROM metrics_endpoint_cells"  # noqa: S608 - integers
+            " WHERE run_id = :run AND level = :level AND cell >= :low AND cell < :high"
             f" AND scopes IN ({', '.join(map(str, places))}) ORDER BY cell",
             params,
         ).fetchall()
