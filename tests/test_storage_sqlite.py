@@ -1076,3 +1076,101 @@ def test_series_of_many_endpoints_equal_the_snapshots_through_folds_and_migratio
         assert storage.metrics.add_many([snapshot(451), snapshot(600)]) == 2
         storage.metrics.fold()
         check(storage)
+
+
+def test_migration_10_makes_again_the_endpoint_cells_of_runs_with_two_rows_one_key_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folds before schema 10 counted both rows of one key (``("GET", "/a")``
+    and ``("", "GET /a")``). Opening such a file refolds the endpoint cells of
+    the runs whose snapshots hold both, from the snapshots, a batch at a time;
+    other runs' cells are not touched (planted wrong here, they stay wrong)."""
+    from loadmanager.metrics import EndpointStats
+    from loadmanager.repositories import sqlite as sqlite_module
+    from loadmanager.repositories._packed import cell_floats, pack_cell, scopes_of
+    from loadmanager.testing import make_run
+    from loadmanager.testing.contracts import assert_same_series
+
+    path = tmp_path / "old.db"
+    t0 = datetime(2025, 5, 1, tzinfo=timezone.utc)
+    keys = ["GET /a", "GET /b"]
+
+    def snapshot(run_id: str, i: int, twice: bool) -> lm.MetricSnapshot:
+        rows = [
+            EndpointStats("GET", "/a", 10 * i, 0, 1.0 + i % 7, 0.0, median_response_time=i % 3),
+            EndpointStats("GET", "/b", 5 * i, 1, 2.0, 0.5, median_response_time=9.0),
+        ]
+        if twice:
+            rows.insert(1, EndpointStats("", "GET /a", 3 * i, 0, 100.0 + i, 0.0))
+        return make_snapshot(run_id, t0 + timedelta(seconds=2 * i), endpoints=tuple(rows))
+
+    def planted(storage: SqliteStorage) -> None:
+        """Every endpoint cell's figures doubled: as wrong as a double count, and still whole."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            lists = dict(conn.execute("SELECT id, scopes FROM metrics_scope_lists"))
+            for rowid, listed, packed in conn.execute(
+                "SELECT rowid, scopes, figures FROM metrics_endpoint_cells"
+            ).fetchall():
+                values = [2 * v for v in cell_floats(packed, len(scopes_of(lists[listed])))]
+                conn.execute(
+                    "UPDATE metrics_endpoint_cells SET figures = ? WHERE rowid = ?",
+                    (pack_cell([None if v != v else v for v in values]), rowid),
+                )
+
+        storage._db.write(write)
+
+    def same(storage: SqliteStorage, run_id: str) -> bool:
+        stored = storage.metrics.snapshots(run_id)
+        for key in keys:
+            for n in (1, 4):
+                try:
+                    assert_same_series(
+                        storage.metrics.series(run_id, n, endpoint=key),
+                        _brute_series(stored, n, key, None, None),
+                    )
+                except AssertionError:
+                    return False
+        return True
+
+    def cells_of(run_id: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as conn:
+            return conn.execute(
+                "SELECT level, cell, figures FROM metrics_endpoint_cells WHERE run_id = ?"
+                " ORDER BY level, cell",
+                (run_id,),
+            ).fetchall()
+
+    with SqliteStorage(str(path)) as storage:
+        for run_id in ("twice", "once"):
+            test = storage.load_tests.add(make_load_test(locust_cluster_id=run_id))
+            storage.runs.add(make_run(test, id=run_id, status=lm.RunStatus.RUNNING))
+            twice = run_id == "twice"
+            storage.metrics.add_many(snapshot(run_id, i, twice) for i in range(300))
+        storage.metrics.fold()
+        assert same(storage, "twice")
+        assert same(storage, "once")
+        planted(storage)
+        assert not same(storage, "twice")
+        assert not same(storage, "once")
+        # Two snapshots left unfolded, as by a writer that died before it
+        # folded: the migration refolds only what was folded.
+        storage.metrics._fold_every = 10**9
+        storage.metrics.add_many([snapshot("twice", 300, True), snapshot("twice", 301, True)])
+        storage.metrics._wrote = False  # no fold on closing
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(
+            "SELECT COUNT(*) FROM metrics_timeseries"
+            " WHERE id > (SELECT through FROM metrics_folded)"
+        ).fetchone() == (2,)
+        conn.execute("PRAGMA user_version = 9")
+    planted_once = cells_of("once")
+
+    monkeypatch.setattr(sqlite_module, "_REFOLD_BATCH", 7)  # batches meet cells stored before
+    with SqliteStorage(str(path), fold_every=10**9) as storage:
+        assert storage.schema_version == SCHEMA_VERSION
+        assert same(storage, "twice")
+        assert not same(storage, "once")
+        storage.metrics.fold()
+        assert same(storage, "twice")
+    assert cells_of("once") == planted_once

@@ -405,6 +405,47 @@ def _pack_endpoints(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE metrics_endpoints")
 
 
+def _store_endpoint_cells(
+    conn: sqlite3.Connection, lists: _StoredLists, found: list[EndpointCell]
+) -> None:
+    """Merge packed endpoint cells into those stored (Python merges them: SQL cannot)."""
+    grouped: dict[tuple[str, int, int], list[tuple[Sequence[str], bytes]]] = {}
+    spans: dict[tuple[str, int], list[int]] = {}
+    for run_id, level, cell, scopes, packed in found:
+        parts = grouped.setdefault((run_id, level, cell), [])
+        parts.append((scopes, packed))
+        span = spans.get((run_id, level))
+        if span is None:
+            spans[run_id, level] = [cell, cell]
+        elif cell < span[0]:
+            span[0] = cell
+        elif cell > span[1]:
+            span[1] = cell
+    rewritten: list[tuple[str, int, int]] = []
+    for (run_id, level), (low, high) in spans.items():
+        # Usually the one cell the last fold left open, at each level.
+        for cell, listed, packed in conn.execute(_STORED_CELLS, (run_id, level, low, high)):
+            into = grouped.get((run_id, level, cell))
+            if into is None:
+                continue
+            rewritten.append((run_id, level, cell))
+            stored = lists.items(conn, listed)
+            # A value that does not fit its list (damaged) gives way to the new one.
+            if cell_fits(packed, len(stored)):
+                into.insert(0, (stored, packed))
+    conn.executemany(
+        "DELETE FROM metrics_endpoint_cells WHERE run_id = ? AND level = ? AND cell = ?",
+        rewritten,
+    )
+    merged = {key: combine(parts) for key, parts in grouped.items()}
+    texts = {scopes: scopes_text(scopes) for scopes, _ in merged.values()}
+    ids = lists.ids(conn, set(texts.values()))
+    conn.executemany(
+        _PUT_CELL,
+        [(*key, ids[texts[scopes]], packed) for key, (scopes, packed) in merged.items()],
+    )
+
+
 def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
     """Migration 9: the endpoint scopes' cells of metrics_rollups, one packed row a cell."""
     conn.execute(_CREATE_SCOPE_LISTS)
@@ -430,8 +471,52 @@ def _pack_endpoint_cells(conn: sqlite3.Connection) -> None:
     conn.execute(f"DELETE FROM metrics_rollups WHERE scope <> '{WHOLE_RUN}'")  # noqa: S608
 
 
-def _compact_cells_allowed(conn: sqlite3.Connection) -> None:
-    """Migration 10: nothing to convert (see its comment in ``_MIGRATIONS``)."""
+def _recount_doubled_keys(conn: sqlite3.Connection) -> None:
+    """Migration 10: the endpoint cells of runs with two rows one key matches, made again.
+
+    Until schema 10 a fold counted both rows (``("GET", "/a")`` and the
+    method-less ``("", "GET /a")``) where the snapshots themselves count the
+    first. Only the runs whose snapshots point at such a list are refolded,
+    a bounded batch of snapshots at a time; the lists are few, so a file
+    without one is left as it is at once.
+    """
+    doubled = []
+    for list_id, text in conn.execute("SELECT id, names FROM metrics_endpoint_lists"):
+        scopes = [row_scope(method, name) for method, name in names_of(text)]
+        if len(set(scopes)) < len(scopes):
+            doubled.append(int(list_id))
+    if not doubled:
+        return
+    runs = [
+        run_id
+        for (run_id,) in conn.execute(
+            "SELECT DISTINCT run_id FROM metrics_timeseries"  # noqa: S608 - integers
+            f" WHERE endpoint_list IN ({', '.join(map(str, doubled))})"
+        )
+    ]
+    lists, scope_lists = _EndpointLists(), _scope_lists()
+    for run_id in runs:
+        conn.execute("DELETE FROM metrics_endpoint_cells WHERE run_id = ?", (run_id,))
+        after = -1
+        while True:
+            rows = conn.execute(_FOLDED_ROWS_OF_RUN, (run_id, after, _REFOLD_BATCH)).fetchall()
+            if not rows:
+                break
+            after = rows[-1][0]
+            rows = [row[1:] for row in rows]
+            listed = {row[-2] for row in rows} - {None}
+            of_list = {list_id: lists.scopes(conn, list_id) for list_id in listed}
+            _, endpoint_cells = cells(rows, of_list)
+            if endpoint_cells:
+                _store_endpoint_cells(conn, scope_lists, endpoint_cells)
+
+
+_FOLDED_ROWS_OF_RUN = (
+    f"SELECT id, run_id, ts_ms, {', '.join(SERIES_FIELDS)}, endpoint_list, endpoint_figures"  # noqa: S608 - fixed text
+    " FROM metrics_timeseries WHERE run_id = ? AND id > ?"
+    " AND id <= (SELECT through FROM metrics_folded) ORDER BY id LIMIT ?"
+)
+_REFOLD_BATCH = 20_000
 
 
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
@@ -546,10 +631,12 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # a row costs SQLite about 7 us whatever it holds (issue 18).
     # metrics_rollups keeps the whole run's cells.
     _pack_endpoint_cells,
-    # 10: a cell may leave its counts out (_packed.COMPACT_WIDTH), so a file
-    # of older cells is read as it is; the number keeps an older loadmanager,
-    # which would take a compact cell for a damaged one, from opening it.
-    _compact_cells_allowed,
+    # 10: a cell may leave its counts out (_packed.COMPACT_WIDTH); a file of
+    # older cells is read as it is, and the number keeps an older loadmanager,
+    # which would take a compact cell for a damaged one, from opening it. The
+    # endpoint cells of runs with two rows one key matches, which folds
+    # counted twice until now, are made again from the snapshots.
+    _recount_doubled_keys,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -1125,49 +1212,10 @@ class SqliteMetricsRepository(AddsOne):
         whole, endpoint_cells = cells(rows, scopes)
         conn.executemany(_UPSERT_CELL, whole)
         if endpoint_cells:
-            self._store_endpoint_cells(conn, endpoint_cells)
+            _store_endpoint_cells(conn, self._scope_lists, endpoint_cells)
         conn.execute(_FOLDED_THROUGH_LAST)
         self._unfolded = 0
         self._by_run.clear()
-
-    def _store_endpoint_cells(self, conn: sqlite3.Connection, found: list[EndpointCell]) -> None:
-        """Merge packed endpoint cells into those stored (Python merges them: SQL cannot)."""
-        grouped: dict[tuple[str, int, int], list[tuple[Sequence[str], bytes]]] = {}
-        spans: dict[tuple[str, int], list[int]] = {}
-        for run_id, level, cell, scopes, packed in found:
-            parts = grouped.setdefault((run_id, level, cell), [])
-            parts.append((scopes, packed))
-            span = spans.get((run_id, level))
-            if span is None:
-                spans[run_id, level] = [cell, cell]
-            elif cell < span[0]:
-                span[0] = cell
-            elif cell > span[1]:
-                span[1] = cell
-        lists = self._scope_lists
-        rewritten: list[tuple[str, int, int]] = []
-        for (run_id, level), (low, high) in spans.items():
-            # Usually the one cell the last fold left open, at each level.
-            for cell, listed, packed in conn.execute(_STORED_CELLS, (run_id, level, low, high)):
-                into = grouped.get((run_id, level, cell))
-                if into is None:
-                    continue
-                rewritten.append((run_id, level, cell))
-                stored = lists.items(conn, listed)
-                # A value that does not fit its list (damaged) gives way to the new one.
-                if cell_fits(packed, len(stored)):
-                    into.insert(0, (stored, packed))
-        conn.executemany(
-            "DELETE FROM metrics_endpoint_cells WHERE run_id = ? AND level = ? AND cell = ?",
-            rewritten,
-        )
-        merged = {key: combine(parts) for key, parts in grouped.items()}
-        texts = {scopes: scopes_text(scopes) for scopes, _ in merged.values()}
-        ids = lists.ids(conn, set(texts.values()))
-        conn.executemany(
-            _PUT_CELL,
-            [(*key, ids[texts[scopes]], packed) for key, (scopes, packed) in merged.items()],
-        )
 
     def _close(self) -> None:
         if self._wrote and self._unfolded:
