@@ -242,8 +242,14 @@ def full_cells(pieces: Sequence[bytes]) -> bytes:
     if all(len(piece) == CELL_BYTES for piece in pieces):
         return b"".join(pieces)
     if all(len(piece) == COMPACT_BYTES for piece in pieces):
-        return _expanded(figures_of(pieces, 0), len(pieces)).tobytes()
-    return b"".join(cell_floats(piece, 1).tobytes() for piece in pieces)
+        return _little_endian(_expanded(figures_of(pieces, 0), len(pieces)))
+    return b"".join(_little_endian(cell_floats(piece, 1)) for piece in pieces)
+
+
+def _little_endian(floats: array[float]) -> bytes:
+    if _SWAP:  # pragma: no cover
+        floats.byteswap()
+    return floats.tobytes()
 
 
 def _expanded(compact: array[float], scopes: int) -> array[float]:
