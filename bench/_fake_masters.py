@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,23 @@ async def serve(index: int, plugin: bool) -> int:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64)
     return int(server.sockets[0].getsockname()[1])
+
+
+def launch(
+    count: int, workdir: Path, plugin: bool = False
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Start ``count`` simulated masters in a process of their own: it and their ports."""
+    ports_file = workdir / "ports"
+    masters = subprocess.Popen(
+        [sys.executable, __file__, str(count), str(ports_file), *(["plugin"] if plugin else [])]
+    )
+    deadline = time.monotonic() + 60
+    while not (ports_file.exists() and len(ports_file.read_text().split()) == count):
+        if time.monotonic() > deadline or masters.poll() is not None:
+            masters.kill()
+            raise SystemExit("the simulated masters did not start")
+        time.sleep(0.1)
+    return masters, [int(p) for p in ports_file.read_text().split()]
 
 
 async def main(count: int, ports_file: Path, plugin: bool) -> None:

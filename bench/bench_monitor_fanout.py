@@ -37,6 +37,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from _fake_masters import launch
+
 import loadmanager as lm
 
 HERE = Path(__file__).parent
@@ -77,23 +79,8 @@ def run(
     plugin: bool = False,
 ) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
-    ports_file = workdir / "ports"
-    masters = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "_fake_masters.py"),
-            str(count),
-            str(ports_file),
-            *(["plugin"] if plugin else []),
-        ]
-    )
+    masters, ports = launch(count, workdir, plugin)
     try:
-        deadline = time.monotonic() + 60
-        while not (ports_file.exists() and len(ports_file.read_text().split()) == count):
-            if time.monotonic() > deadline or masters.poll() is not None:
-                raise SystemExit("the simulated masters did not start")
-            time.sleep(0.1)
-        ports = [int(p) for p in ports_file.read_text().split()]
         url = "memory://" if storage_kind == "memory" else f"sqlite:///{workdir / 'fanout.db'}"
         registry = lm.ClusterRegistry(
             {f"c{i}": f"http://127.0.0.1:{p}" for i, p in enumerate(ports)}
