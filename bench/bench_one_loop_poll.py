@@ -100,7 +100,10 @@ def _loop(
         stamp = None
         for key, _ in selector.select(max(0.0, min(due[at] - now, 0.01))):
             master: _Master = key.data
-            master.parser.feed_data(master.sock.recv(262144))
+            received = master.sock.recv(262144)
+            if not received:
+                raise SystemExit(f"{master.url}: the master closed its connection")
+            master.parser.feed_data(received)
             if master.answer is not None:
                 stats = _wire.parse_stats(master.answer.decode(), master.url)
                 master.answer, master.slot = None, master.slot + 1
