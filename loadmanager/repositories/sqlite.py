@@ -480,9 +480,10 @@ def _recount_doubled_keys(conn: sqlite3.Connection) -> None:
     a bounded batch of snapshots at a time; the lists are few, so a file
     without one is left as it is at once.
     """
+    lists, scope_lists = _EndpointLists(), _scope_lists()
     doubled = []
-    for list_id, text in conn.execute("SELECT id, names FROM metrics_endpoint_lists"):
-        scopes = [row_scope(method, name) for method, name in names_of(text)]
+    for (list_id,) in conn.execute("SELECT id FROM metrics_endpoint_lists").fetchall():
+        scopes = lists.scopes(conn, list_id)
         if len(set(scopes)) < len(scopes):
             doubled.append(int(list_id))
     if not doubled:
@@ -494,7 +495,6 @@ def _recount_doubled_keys(conn: sqlite3.Connection) -> None:
             f" WHERE endpoint_list IN ({', '.join(map(str, doubled))})"
         )
     ]
-    lists, scope_lists = _EndpointLists(), _scope_lists()
     for run_id in runs:
         conn.execute("DELETE FROM metrics_endpoint_cells WHERE run_id = ?", (run_id,))
         after = -1
