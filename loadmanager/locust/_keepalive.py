@@ -34,6 +34,7 @@ __all__ = [
     "KeptAliveGets",
     "LlhttpConnection",
     "NotConnectedError",
+    "SentGet",
     "StdlibConnection",
     "default_opener",
     "plain_http_target",
@@ -149,6 +150,30 @@ class KeptAliveGets:
             raise LocustHTTPError(status, body[:2000], url=url)
         return body
 
+    def send(self, path: str) -> SentGet | None:
+        """Send ``GET <prefix>/<path>`` on an idle connection and return at once.
+
+        For one thread that waits on many masters (the Monitor's loop): it
+        watches :attr:`SentGet.sock` and calls :meth:`SentGet.receive` when
+        the socket is readable. ``None`` when no idle connection can carry the
+        request (none yet, one of ``http.client``'s, which cannot be read a
+        piece at a time, or one the master closed): then :meth:`get` does,
+        with its retries and its errors.
+        """
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            return None
+        if not isinstance(conn, LlhttpConnection):
+            self._idle.put(conn)
+            return None
+        try:
+            answer = conn.send(f"{self._prefix}/{path}", self._headers)
+        except (_StaleConnectionError, _BrokenAnswerError, OSError):
+            conn.close()
+            return None
+        return SentGet(self._idle, conn, answer, self._timeout)
+
     def _connect(self, url: str) -> Connection:
         try:
             return self._open(self._host, self._port, self._timeout)
@@ -189,6 +214,58 @@ class KeptAliveGets:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+class SentGet:
+    """A GET :meth:`KeptAliveGets.send` wrote, its answer read as it arrives.
+
+    The connection is the request's alone until the answer is whole, then it
+    goes back to its pool (or is closed, when the master said so or anything
+    failed). Nothing here raises: a failure is an :attr:`answer` of ``None``.
+
+    Attributes:
+        timeout: Seconds the request may wait for its answer (the client's).
+        answer: ``(status, body)`` once :meth:`receive` returned ``True``;
+            ``None`` before, and after a failure.
+    """
+
+    __slots__ = ("_answer", "_conn", "_idle", "answer", "timeout")
+
+    def __init__(
+        self,
+        idle: queue.SimpleQueue[Connection],
+        conn: LlhttpConnection,
+        answer: _Answer,
+        timeout: float,
+    ) -> None:
+        self._idle, self._conn, self._answer = idle, conn, answer
+        self.timeout = timeout
+        self.answer: tuple[int, str] | None = None
+
+    @property
+    def sock(self) -> socket.socket:
+        """The socket to wait on."""
+        return self._conn.sock
+
+    def receive(self) -> bool:
+        """Read what arrived (the socket is readable); whether the exchange is over."""
+        try:
+            if not self._conn.receive(self._answer):
+                return False
+        except (_StaleConnectionError, _BrokenAnswerError, OSError):
+            self._conn.close()
+            return True
+        status, body, reusable = self._conn.outcome(self._answer)
+        if reusable:
+            self._idle.put(self._conn)
+        else:
+            self._conn.close()
+        self.answer = (status, body)
+        return True
+
+    def cancel(self) -> None:
+        """Give up on the answer (its time ran out): the connection is closed."""
+        self._conn.close()
 
 
 @functools.cache
@@ -268,7 +345,18 @@ class LlhttpConnection:
             request = self._requests[target] = (text + "\r\n\r\n").encode("latin-1")
         return request
 
-    def exchange(self, target: str, headers: Sequence[tuple[str, str]]) -> tuple[int, str, bool]:
+    @property
+    def sock(self) -> socket.socket:
+        """The socket, for a caller that waits on many at once (``selectors``)."""
+        return self._sock
+
+    def send(self, target: str, headers: Sequence[tuple[str, str]]) -> _Answer:
+        """Write ``GET target``; the answer is then read by :meth:`receive`.
+
+        Raises:
+            _StaleConnectionError: closed by the master before the request went.
+            _BrokenAnswerError: the request cannot be written (a bad header).
+        """
         try:
             request = self._request(target, headers)
         except UnicodeEncodeError as exc:
@@ -278,29 +366,48 @@ class LlhttpConnection:
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _StaleConnectionError from exc
         answer = _Answer()
-        parser = answer.parser = self._parser_of(answer)
-        received = False
-        while not answer.finished():
-            try:
-                data = self._sock.recv(65536)
-            except ConnectionResetError as exc:
-                if received:
-                    raise
-                raise _StaleConnectionError from exc
-            if not data:
-                if not received:
-                    raise _StaleConnectionError
-                if answer.until_close:  # a body with no length ends with the connection
-                    break
-                raise _BrokenAnswerError("the master closed the connection mid-answer")
-            received = True
-            try:
-                parser.feed_data(data)
-            except self._parse_error as exc:
-                raise _BrokenAnswerError(f"not an HTTP answer: {exc}") from exc
-        answer.parser = None  # no cycle left behind for the collector
+        answer.parser = self._parser_of(answer)
+        return answer
+
+    def receive(self, answer: _Answer) -> bool:
+        """Read once (blocking up to the timeout) and frame it; whether the answer is whole.
+
+        Raises:
+            _StaleConnectionError: closed by the master before any answer.
+            TimeoutError, OSError, _BrokenAnswerError: as :meth:`exchange`.
+        """
+        try:
+            data = self._sock.recv(65536)
+        except ConnectionResetError as exc:
+            if answer.received:
+                raise
+            raise _StaleConnectionError from exc
+        if not data:
+            if not answer.received:
+                raise _StaleConnectionError
+            if answer.until_close:  # a body with no length ends with the connection
+                answer.complete, answer.keep_alive = True, False
+                return True
+            raise _BrokenAnswerError("the master closed the connection mid-answer")
+        answer.received = True
+        try:
+            answer.parser.feed_data(data)
+        except self._parse_error as exc:
+            raise _BrokenAnswerError(f"not an HTTP answer: {exc}") from exc
+        return answer.complete
+
+    @staticmethod
+    def outcome(answer: _Answer) -> tuple[int, str, bool]:
+        """``(status, body, reusable)`` of a whole answer, as :meth:`exchange` returns."""
+        parser, answer.parser = answer.parser, None  # no cycle left for the collector
         reusable = answer.complete and answer.keep_alive
         return parser.get_status_code(), _decoded(b"".join(answer.body), answer.charset), reusable
+
+    def exchange(self, target: str, headers: Sequence[tuple[str, str]]) -> tuple[int, str, bool]:
+        answer = self.send(target, headers)
+        while not self.receive(answer):
+            pass
+        return self.outcome(answer)
 
     def close(self) -> None:
         self._sock.close()
@@ -309,13 +416,23 @@ class LlhttpConnection:
 class _Answer:
     """httptools' callbacks for one answer."""
 
-    __slots__ = ("body", "charset", "complete", "keep_alive", "parser", "sized", "until_close")
+    __slots__ = (
+        "body",
+        "charset",
+        "complete",
+        "keep_alive",
+        "parser",
+        "received",
+        "sized",
+        "until_close",
+    )
 
     def __init__(self) -> None:
         self.parser: Any = None
         self.body: list[bytes] = []
         self.charset: str | None = None
         self.sized = self.complete = self.until_close = self.keep_alive = False
+        self.received = False
 
     def on_message_begin(self) -> None:
         self.body.clear()

@@ -20,6 +20,7 @@ cheaper per request, which is what lets one process poll thousands of masters
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -36,7 +37,7 @@ from ..errors import (
 )
 from ..metrics import EndpointSummary
 from . import _wire
-from ._keepalive import KeptAliveGets, plain_http_target
+from ._keepalive import KeptAliveGets, SentGet, plain_http_target
 from ._keepalive import NotConnectedError as _NotConnectedError
 from .stats import (
     LocustErrorRow,
@@ -50,7 +51,7 @@ from .stats import (
 PLUGIN_ROUTE = "/loadmanager/v1/figures"
 """The route loadmanager's Locust plugin adds to the master's web UI."""
 
-__all__ = ["LocustClient", "default_retrying"]
+__all__ = ["LocustClient", "SentPoll", "default_retrying"]
 
 
 def default_retrying() -> tenacity.Retrying:
@@ -281,6 +282,24 @@ class LocustClient:
         figures, stats = answer
         return MasterPoll(stats if stats is not None else self.stats(), figures)
 
+    def send_poll(self) -> SentPoll | None:
+        """Send :meth:`poll`'s request and return at once: one thread polls many masters.
+
+        The caller waits until :attr:`SentPoll.sock` is readable, calls
+        :meth:`SentPoll.receive` until it returns ``True``, then reads
+        :meth:`SentPoll.result` (the Monitor does this for every master on one
+        ``selectors`` loop: no thread waits on a socket). ``None`` when this
+        master cannot be polled so: HTTPS or another path through httpx, the
+        ``fast`` extra missing, no kept-alive connection yet, or whether the
+        master has the plugin not yet known. Then call :meth:`poll`, which
+        opens the connection and learns the plugin.
+        """
+        if self._closed or self._gets is None or self._has_plugin is None:
+            return None
+        path = PLUGIN_ROUTE if self._has_plugin else "/stats/requests"
+        sent = self._gets.send(path.lstrip("/"))
+        return None if sent is None else SentPoll(sent, f"{self.base_url}{path}", self._has_plugin)
+
     def _plugin(self) -> tuple[MasterFigures, LocustStats | None] | None:
         if self._has_plugin is False:
             return None
@@ -323,3 +342,52 @@ class LocustClient:
 
     def __repr__(self) -> str:
         return f"LocustClient({self.base_url!r})"
+
+
+class SentPoll:
+    """A poll's request in flight, from :meth:`LocustClient.send_poll`.
+
+    Only a whole answer of status 2xx that parses, with the statistics in it,
+    makes a :class:`MasterPoll`. Anything else (a connection that failed, an
+    error status, an answer that does not parse, the plugin's without the
+    statistics) makes ``None``: :meth:`LocustClient.poll` then asks again,
+    with its retries, and raises what :meth:`LocustClient.poll` raises. So a
+    master that misbehaves costs one more request, and its errors are said in
+    one place.
+    """
+
+    __slots__ = ("_plugin", "_sent", "_url")
+
+    def __init__(self, sent: SentGet, url: str, plugin: bool) -> None:
+        self._sent, self._url, self._plugin = sent, url, plugin
+
+    @property
+    def sock(self) -> socket.socket:
+        """The socket to wait on until it is readable."""
+        return self._sent.sock
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the answer may take (the client's timeout)."""
+        return self._sent.timeout
+
+    def receive(self) -> bool:
+        """Read what arrived; whether the exchange is over (answered or failed)."""
+        return self._sent.receive()
+
+    def result(self) -> MasterPoll | None:
+        """The poll, once :meth:`receive` returned ``True``; ``None``: call ``poll()``."""
+        answer = self._sent.answer
+        if answer is None or not 200 <= answer[0] < 300:
+            return None
+        try:
+            if not self._plugin:
+                return MasterPoll(_wire.parse_stats(answer[1], self._url))
+            figures, stats = _wire.parse_plugin(answer[1], self._url)
+        except LocustResponseError:
+            return None
+        return None if stats is None else MasterPoll(stats, figures)
+
+    def cancel(self) -> None:
+        """Give up on the answer: its connection is closed."""
+        self._sent.cancel()
