@@ -52,27 +52,89 @@ class HeldSnapshots:
         Raises:
             NotFoundError: the run is gone.
         """
-        run_id = snapshot.load_test_run_id
         with self._lock:
-            batch = [*self._unsaved.pop(run_id, []), snapshot]
+            batch = self._take(snapshot)
+        return self._store(batch)
+
+    def store_many(self, snapshots: Sequence[MetricSnapshot]) -> list[bool | None]:
+        """Write the snapshots of several runs, each with any held back, in one write.
+
+        Returns, for each snapshot: ``True`` when written, ``False`` when the
+        storage is down (it is held, as :meth:`store` holds it), ``None``
+        when its run is gone. A write that fails for one run (deleted, say)
+        is done again run by run, so the others are written all the same.
+
+        Raises:
+            Anything else storing one run's batch raised, once every run's
+            was tried (what could not be written is held).
+        """
+        with self._lock:
+            batches = [self._take(snapshot) for snapshot in snapshots]
+        if len(batches) <= 1:
+            return [self._outcome(batch) for batch in batches]
+        try:
+            self._write([s for batch in batches for s in batch])
+        except (NotFoundError, ValidationError):
+            pass  # one run's fault: each batch on its own below learns its outcome
+        except RepositoryUnavailableError:
+            for batch in batches:
+                self._hold(batch)
+            return [False] * len(batches)
+        except BaseException:
+            with self._lock:  # an unexpected failure loses nothing either
+                for batch in batches:
+                    run_id = batch[-1].load_test_run_id
+                    self._unsaved[run_id] = [*batch, *self._unsaved.get(run_id, [])]
+            raise
+        else:
+            return [True] * len(batches)
+        outcomes: list[bool | None] = []
+        failure: BaseException | None = None
+        for batch in batches:
+            try:
+                outcomes.append(self._outcome(batch))
+            except Exception as exc:  # noqa: BLE001 - raised once every batch was tried
+                failure = failure or exc
+                outcomes.append(False)
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    def _take(self, snapshot: MetricSnapshot) -> list[MetricSnapshot]:
+        """The snapshot after its run's held back ones (the caller holds the lock)."""
+        return [*self._unsaved.pop(snapshot.load_test_run_id, []), snapshot]
+
+    def _outcome(self, batch: list[MetricSnapshot]) -> bool | None:
+        try:
+            return self._store(batch)
+        except NotFoundError:
+            return None
+
+    def _store(self, batch: list[MetricSnapshot]) -> bool:
+        run_id = batch[-1].load_test_run_id
         try:
             self._write(batch)
         except NotFoundError:
             raise  # the run is gone, and its snapshots with it
         except RepositoryUnavailableError:
-            with self._lock:
-                held = sum(len(v) for v in self._unsaved.values())
-                over = max(0, held + len(batch) - self.limit)
-                if over:
-                    batch = batch[over:]
-                    self._dropped[run_id] = self._dropped.get(run_id, 0) + over
-                self._unsaved[run_id] = batch
+            self._hold(batch)
             return False
         except BaseException:
             with self._lock:  # an unexpected failure loses nothing either
                 self._unsaved[run_id] = [*batch, *self._unsaved.get(run_id, [])]
             raise
         return True
+
+    def _hold(self, batch: list[MetricSnapshot]) -> None:
+        """Keep a batch the storage could not take, dropping the oldest past the limit."""
+        run_id = batch[-1].load_test_run_id
+        with self._lock:
+            held = sum(len(v) for v in self._unsaved.values())
+            over = max(0, held + len(batch) - self.limit)
+            if over:
+                batch = batch[over:]
+                self._dropped[run_id] = self._dropped.get(run_id, 0) + over
+            self._unsaved[run_id] = batch
 
     def held(self, run_id: str) -> int:
         """How many of the run's snapshots wait for the storage."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import loadmanager as lm
-from loadmanager.held import GroupWriter
+from loadmanager.held import GroupWriter, HeldSnapshots
 from loadmanager.status import RunStatus
 from loadmanager.testing import make_load_test, make_run, make_snapshot
 
@@ -203,3 +203,63 @@ def test_an_error_joining_a_group_fails_that_group_and_the_next_caller_leads(
     assert not last.is_alive(), "the lead was left with the failed group"
     assert outcomes["last"] is None
     assert storage.metrics.count(run.id) == 2
+
+
+# -- HeldSnapshots.store_many: the Monitor loop's answers, one write for many runs ----------
+
+
+def test_store_many_writes_every_run_at_once_and_a_gone_run_alone(storage: lm.Storage) -> None:
+    writes: list[int] = []
+
+    def write(batch: Sequence[lm.MetricSnapshot]) -> object:
+        writes.append(len(batch))
+        return storage.metrics.add_many(batch)
+
+    held = HeldSnapshots(write, lambda run_id, since: [])
+    ids = [run.id for run in runs(storage, 4)]
+    assert held.store_many([make_snapshot(i, T0, slot=0) for i in ids]) == [True] * 4
+    assert writes == [4]
+    again = [make_snapshot(i, T0 + timedelta(seconds=2), slot=1) for i in ids]
+    again[2] = make_snapshot("deleted-run", T0, slot=0)
+    assert held.store_many(again) == [True, True, None, True]
+    assert writes == [4, 4, 1, 1, 1, 1]  # the joined write failed whole, then each alone
+    assert [storage.metrics.count(i) for i in ids] == [2, 2, 1, 2]
+
+
+def test_store_many_holds_every_snapshot_while_the_storage_is_down(storage: lm.Storage) -> None:
+    down = [True]
+
+    def write(batch: Sequence[lm.MetricSnapshot]) -> object:
+        if down[0]:
+            raise lm.RepositoryUnavailableError("the database went away")
+        return storage.metrics.add_many(batch)
+
+    held = HeldSnapshots(write, lambda run_id, since: [])
+    ids = [run.id for run in runs(storage, 3)]
+    assert held.store_many([make_snapshot(i, T0, slot=0) for i in ids]) == [False] * 3
+    assert [held.held(i) for i in ids] == [1, 1, 1]
+    down[0] = False
+    later = [make_snapshot(i, T0 + timedelta(seconds=2), slot=1) for i in ids]
+    assert held.store_many(later) == [True] * 3
+    assert [held.held(i) for i in ids] == [0, 0, 0]
+    assert [[s.slot for s in storage.metrics.snapshots(i)] for i in ids] == [[0, 1]] * 3
+
+
+def test_store_many_raises_an_unexpected_failure_and_loses_nothing(storage: lm.Storage) -> None:
+    failing = [True]
+
+    def write(batch: Sequence[lm.MetricSnapshot]) -> object:
+        if failing[0]:
+            raise RuntimeError("a bug in a storage adapter")
+        return storage.metrics.add_many(batch)
+
+    held = HeldSnapshots(write, lambda run_id, since: [])
+    ids = [run.id for run in runs(storage, 2)]
+    with pytest.raises(RuntimeError, match="a bug"):
+        held.store_many([make_snapshot(i, T0, slot=0) for i in ids])
+    failing[0] = False
+    assert held.store_many([make_snapshot(i, T0 + timedelta(seconds=2), slot=1) for i in ids]) == [
+        True,
+        True,
+    ]
+    assert [storage.metrics.count(i) for i in ids] == [2, 2]
