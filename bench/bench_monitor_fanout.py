@@ -148,7 +148,12 @@ def run(
             # Kernel time and context switches show what threads cost a poll.
             user, system = cpu1.ru_utime - cpu0.ru_utime, cpu1.ru_stime - cpu0.ru_stime
             switches = cpu1.ru_nvcsw - cpu0.ru_nvcsw
-            print(f"# user {user:.1f} s, sys {system:.1f} s, {switches} switches", file=sys.stderr)
+            looped, pooled = orch.monitor.polls_looped, orch.monitor.polls_pooled
+            print(
+                f"# user {user:.1f} s, sys {system:.1f} s, {switches} switches;"
+                f" polls on the loop {looped}, in the pool {pooled}",
+                file=sys.stderr,
+            )
             # A slot that began just before the end is polled in its middle:
             # give those polls their time before counting what is missing.
             time.sleep(interval * 1.5)

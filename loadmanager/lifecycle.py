@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from .clock import Clock
-from .criteria import evaluate, first_abort
+from .criteria import Breach, evaluate, first_abort
 from .deltas import HistogramDeltas
 from .errors import (
     InvalidTransitionError,
@@ -53,7 +54,16 @@ from .models import ClusterHandle, LoadTest, LoadTestRun, RunParameters
 from .repositories import Storage
 from .status import RunStatus
 
-__all__ = ["CACHE_GUARD", "STEPS", "LocustMaster", "Masters", "RunLifecycle"]
+__all__ = [
+    "CACHE_GUARD",
+    "STEPS",
+    "Answer",
+    "InFlightPoll",
+    "LocustMaster",
+    "Masters",
+    "Next",
+    "RunLifecycle",
+]
 
 log = logging.getLogger("loadmanager")
 
@@ -105,6 +115,39 @@ class LocustMaster(Protocol):
     def poll(self) -> MasterPoll:
         """``stats()`` and ``figures()`` at once; a plugin failure is not raised."""
         ...
+
+
+class InFlightPoll(Protocol):
+    """A poll's request sent and not yet answered (``LocustClient.send_poll``)."""
+
+    @property
+    def sock(self) -> socket.socket:
+        """The socket to wait on until it is readable."""
+        ...
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the answer may take."""
+        ...
+
+    def receive(self) -> bool:
+        """Read what arrived; whether the exchange is over (answered or failed)."""
+        ...
+
+    def result(self) -> MasterPoll | None:
+        """The poll once over; ``None`` when only :meth:`LocustMaster.poll` can say."""
+        ...
+
+    def cancel(self) -> None:
+        """Give up on the answer."""
+        ...
+
+
+Answer = tuple[LoadTestRun, "int | None", LocustMaster, MasterPoll]
+"""A run, the slot it was polled for, its master, and what the master said."""
+
+Next = Callable[[], LoadTestRun]
+"""What an answer asks for beyond its snapshot: finish, fail, stop or abort the run."""
 
 
 class Masters(Protocol):
@@ -383,41 +426,97 @@ class RunLifecycle:
             polled = master.poll()
         except LocustError as exc:
             return self._end(run, RunStatus.FAILED, f"Locust master unreachable: {exc}")
-        stats = polled.stats
-        now = self._clock.now()
-        current = self.slot(run, now)
-        if slot is None:
-            slot = current
-        elif current > slot + 1 and not self._still_ours(run.id):
-            # Late past this replica's claim, and another has taken the run
-            # over since: its polls cover this moment, so this answer goes.
-            log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
-            return run
-        snapshot = stats.to_snapshot(run.id, now, slot, self._histogram_changes(run, slot, polled))
+        [(after, then)] = self.answered([(run, slot, master, polled)])
+        return after if then is None else then()
+
+    def send_poll(self, run: LoadTestRun) -> tuple[LocustMaster, InFlightPoll] | None:
+        """Send the run's poll without waiting for it, when a poll only reads its figures.
+
+        The caller (the Monitor's loop) waits for the answer, then hands it to
+        :meth:`answered`. ``None`` when :meth:`poll` must do it: the run is
+        pending or being started here, its cluster is not known here, or its
+        master cannot take a poll so (a test's fake, HTTPS, no kept-alive
+        connection yet).
+        """
+        if not run.is_active or run.status is RunStatus.PENDING:
+            return None
+        with self._lock:
+            if run.id in self._launching:
+                return None
+        if run.locust_cluster_id not in self._masters:
+            return None
         try:
-            stored = self.held.store(snapshot)
-        except NotFoundError:  # the run vanished (its test was deleted) between reads
-            self.forget(run.id)
-            return run
-        if not stored:  # the storage is down: nothing can be decided or recorded now
-            log.warning(
-                "storage down: %d snapshot(s) of run %s held", self.held.held(run.id), run.id
-            )
-            return run
+            master = self._masters.master(run)
+        except ValidationError:
+            return None  # poll() says why
+        send: Callable[[], InFlightPoll | None] | None = getattr(master, "send_poll", None)
+        sent = None if send is None else send()
+        return None if sent is None else (master, sent)
+
+    def answered(self, answers: Sequence[Answer]) -> list[tuple[LoadTestRun, Next | None]]:
+        """Store the answers' snapshots in one write, and say what each asks for next.
+
+        For each answer, in order: the run as it stands, and the step it asks
+        for (finish, fail, stop again or abort the run), or ``None``. The steps
+        may wait on a master or sleep, so the caller runs them where that
+        blocks nobody; deciding them here costs only memory reads (and the
+        storage, once a run, for the window its abort criteria read).
+
+        A late answer (past this replica's claim) is dropped if another
+        replica took the run over; see :meth:`poll`.
+        """
+        now = self._clock.now()
+        kept: list[tuple[int, MetricSnapshot]] = []
+        for i, (run, slot, _, polled) in enumerate(answers):
+            current = self.slot(run, now)
+            if slot is None:
+                slot = current
+            elif current > slot + 1 and not self._still_ours(run.id):
+                # Late past this replica's claim, and another has taken the run
+                # over since: its polls cover this moment, so this answer goes.
+                log.info("run %s: the answer for slot %d came after a takeover", run.id, slot)
+                continue
+            changes = self._histogram_changes(run, slot, polled)
+            kept.append((i, polled.stats.to_snapshot(run.id, now, slot, changes)))
+        outcome: list[tuple[LoadTestRun, Next | None]] = [(a[0], None) for a in answers]
+        stored = self.held.store_many([snapshot for _, snapshot in kept])
+        for (i, snapshot), written in zip(kept, stored, strict=True):
+            run, _, master, polled = answers[i]
+            if written is None:  # the run vanished (its test was deleted) between reads
+                self.forget(run.id)
+            elif not written:  # the storage is down: nothing can be decided or recorded now
+                log.warning(
+                    "storage down: %d snapshot(s) of run %s held", self.held.held(run.id), run.id
+                )
+            else:
+                outcome[i] = (run, self._next(run, snapshot, polled.stats, master, now))
+        return outcome
+
+    def _next(
+        self,
+        run: LoadTestRun,
+        snapshot: MetricSnapshot,
+        stats: LocustStats,
+        master: LocustMaster,
+        now: datetime,
+    ) -> Next | None:
+        """The step a stored answer asks for, if any (see :meth:`answered`)."""
         if run.started_at is None or now - run.started_at < CACHE_GUARD:
-            return run
+            return None
         if run.status is RunStatus.RUNNING and stats.state.generating_load:
-            aborted = self._check_abort(run, snapshot)
-            if aborted is not None:
-                return aborted
+            breach = self._breach(run, snapshot)
+            if breach is None:
+                return None
+            return functools.partial(self._abort, run, snapshot, breach)
         if stats.state.ended:
-            return self._finish(run, master)
+            return functools.partial(self._finish, run, master)
         if stats.state.lost:
             reason = f"the master no longer runs this test (state {stats.state.value!r})"
-            return self._end(run, RunStatus.FAILED, reason)
+            return functools.partial(self._end, run, RunStatus.FAILED, reason)
         if run.status is RunStatus.STOPPING and now - run.audit.updated_at >= CACHE_GUARD:
-            return self._send_stop(run, actor=self.actor)  # asked to stop, still runs: again
-        return run
+            # asked to stop, still runs: again
+            return functools.partial(self._send_stop, run, actor=self.actor)
+        return None
 
     def _histogram_changes(
         self, run: LoadTestRun, slot: int, polled: MasterPoll
@@ -480,17 +579,18 @@ class RunLifecycle:
         reason = f"the start was interrupted before Locust started the load (state {state.value!r})"
         return self._end(run, RunStatus.FAILED, reason)
 
-    def _check_abort(self, run: LoadTestRun, snapshot: MetricSnapshot) -> LoadTestRun | None:
-        """Stop the run at once if a frozen criterion marked ``abort`` broke."""
+    def _breach(self, run: LoadTestRun, snapshot: MetricSnapshot) -> Breach | None:
+        """The first frozen criterion marked ``abort`` that broke, if any."""
         aborting = [t for t in run.parameters.thresholds if t.abort_on_fail]
         if not aborting:
             return None
         longest = max(t.window or 0.0 for t in aborting)
         since = snapshot.timestamp - timedelta(seconds=longest + 3 * run.parameters.poll_interval)
         recent = self.held.window(snapshot, since)
-        breach = first_abort(aborting, recent, baseline=run.parameters.baseline)
-        if breach is None:
-            return None
+        return first_abort(aborting, recent, baseline=run.parameters.baseline)
+
+    def _abort(self, run: LoadTestRun, snapshot: MetricSnapshot, breach: Breach) -> LoadTestRun:
+        """Stop the run at once: a frozen criterion marked ``abort`` broke."""
         at = f"{breach.at:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
         reason = f"aborted: {render(breach.threshold)} broke with {breach.observed:.6g} at {at}"
         log.warning("run %s %s", run.id, reason)

@@ -93,6 +93,8 @@ def test_a_run_with_defaults_goes_pending_running_finished_with_metrics(
     assert done.audit.updated_by == "loadmanager"
     assert done.verdict is None  # no thresholds, so no verdict (not "passed")
     assert orch.storage.runs.active_on_cluster("cluster-1") is None
+    # Polls after the first went on the Monitor's one-thread loop, not the pool.
+    assert orch.monitor.polls_looped >= 1
 
     snaps = orch.snapshots(run.id)
     assert len(snaps) >= 3
@@ -210,6 +212,7 @@ def test_a_killed_master_fails_the_run_keeping_its_snapshots(
         done = orch.wait(run.id, timeout=60)
         assert done.status is lm.RunStatus.FAILED
         assert "unreachable" in (done.failure_reason or "")
+        assert orch.monitor.polls_looped >= 2  # the loop's failed answer went to the pool
         assert orch.storage.runs.active_on_cluster("cluster-1") is None
         assert orch.snapshots(run.id)[: len(kept)] == kept
         assert len(kept) >= 3

@@ -103,6 +103,9 @@ def test_two_tests_run_at_once_on_their_own_clusters_and_leave_nothing(
         made = pids_of(first) + pids_of(second)
         assert all(process_running(p) for p in made)
         done = [orch.wait(r.id, timeout=60) for r in (first, second)]
+        # The made masters load the plugin: their polls on the loop carry histograms.
+        assert orch.monitor.polls_looped >= 2
+        assert any(s.histograms for s in orch.snapshots(first.id)[1:])  # after the pool's poll
 
     assert [r.status for r in done] == [lm.RunStatus.FINISHED, lm.RunStatus.FINISHED]
     items_run, orders_run = done
