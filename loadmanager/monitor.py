@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Literal
 
 from ._poll_loop import PollLoop
 from ._workers import Workers
@@ -109,6 +110,7 @@ class Monitor:
         self._pool = Workers(max_workers, "lm-poll")
         self._max_backlog = max_backlog if max_backlog is not None else 16 * max_workers
         self._in_flight: set[str] = set()
+        self._pool_jobs = 0  # polls and steps given to the pool and not yet done
         # run -> (pending?, slot, when the next slot is due), as last submitted
         self._polled: dict[str, tuple[bool, int, datetime]] = {}
         self._listed: tuple[float, list[LoadTestRun]] | None = None
@@ -309,49 +311,44 @@ class Monitor:
             slot = self._slot_due(run, now, last)
             if slot is not None:
                 due.append((run, pending, slot, last))
-        due = self._within_backlog(due, launching, len(in_flight))
+        # Should the pool's room run out, the runs most slots behind go first.
+        due.sort(key=lambda d: d[3] - d[2])  # last - slot < 0: most behind first
         # Every claim due this tick renewed at once: one write, not one each.
         claimed = self._claim_or_keep([run.id for run, _, _, _ in due])
+        with self._lock:
+            room = self._max_backlog - self._pool_jobs
         for run, pending, slot, _ in due:
             if run.id not in claimed:
                 continue
+            if run.id not in launching:  # a start of ours: the claim is renewed, the start goes on
+                way = self._submit(run, slot, loop, pool=room > 0)
+                if way is None:
+                    continue  # no room: due again next tick, and further behind
+                room -= way == "pool"
+                submitted += 1
             began = run.started_at or run.audit.created_at
             next_due = began + timedelta(seconds=(slot + 1.5) * run.parameters.poll_interval)
             with self._lock:
                 self._polled[run.id] = (pending, slot, next_due)
-            if run.id in launching:
-                continue  # a start of ours: the claim is renewed, the start goes on
-            self._submit(run, slot, loop)
-            submitted += 1
         return submitted
-
-    def _within_backlog(
-        self,
-        due: list[tuple[LoadTestRun, bool, int, int]],
-        launching: frozenset[str],
-        busy: int,
-    ) -> list[tuple[LoadTestRun, bool, int, int]]:
-        """The due runs this tick can poll: the most slots behind first, up to the backlog.
-
-        An overloaded Monitor that queued every due poll answered them slots
-        late, and a late answer costs a claim check on top: at five times its
-        capacity it stored a quarter of what it stores at capacity. Runs left
-        out stay due, and being further behind next tick, go first then. A
-        start of ours is not polled and takes no room.
-        """
-        room = self._max_backlog - busy
-        polls = [d for d in due if d[0].id not in launching]
-        if len(polls) <= room:
-            return due
-        polls.sort(key=lambda d: d[3] - d[2])  # slots behind, most first (last - slot < 0)
-        return [d for d in due if d[0].id in launching] + polls[: max(0, room)]
 
     def _submit(
         self,
         run: LoadTestRun,
         slot: int,
         loop: PollLoop[tuple[LoadTestRun, int, LocustMaster]] | None,
-    ) -> None:
+        *,
+        pool: bool,
+    ) -> Literal["loop", "pool"] | None:
+        """Poll the run on the loop if it can go so, else in the pool if ``pool``.
+
+        Only the pool's polls count against the backlog. An overloaded Monitor
+        that queued every due poll for its workers answered them slots late,
+        and a late answer costs a claim check on top: at five times its
+        capacity it stored a quarter of what it stores at capacity. The loop's
+        polls need no such bound: the thread that sends them is the one that
+        reads their answers, so it sends no more than it keeps up with.
+        """
         with self._lock:
             self._in_flight.add(run.id)
         if loop is not None:
@@ -363,16 +360,27 @@ class Monitor:
                 master, request = sent
                 loop.add(request, (run, slot, master))
                 self.polls_looped += 1
-                return
+                return "loop"
+        if not pool:
+            self._done(run.id)
+            return None
         self._pooled(run, slot)
+        return "pool"
 
     def _pooled(self, run: LoadTestRun, slot: int) -> None:
         """Poll the run in the pool (it is in flight already)."""
         self.polls_pooled += 1
+        self._to_pool(run.id, self._poll_task, run, slot)
+
+    def _to_pool(self, run_id: str, task: Callable[..., None], *args: object) -> None:
+        with self._lock:
+            self._pool_jobs += 1
         try:
-            self._pool.submit(self._poll_task, run, slot)
+            self._pool.submit(task, *args)
         except RuntimeError:  # the pool shut down between the check and here
-            self._done(run.id)
+            with self._lock:
+                self._pool_jobs -= 1
+            self._done(run_id)
 
     def _poll_task(self, run: LoadTestRun, slot: int) -> None:
         try:
@@ -381,7 +389,7 @@ class Monitor:
         except Exception:
             log.exception("polling run %s failed", run.id)
         finally:
-            self._done(run.id)
+            self._done(run.id, pooled=True)
 
     def _handle(self, answers: list[Answer]) -> None:
         """Store the loop's answers in one write; their next steps go to the pool."""
@@ -396,10 +404,8 @@ class Monitor:
             if then is None:
                 self._done(run.id)
                 continue
-            try:
-                self._pool.submit(self._step_task, run.id, then)
-            except RuntimeError:  # stopping: the next poll, here or elsewhere, asks again
-                self._done(run.id)
+            # Stopping (the pool shut down): the next poll, here or elsewhere, asks again.
+            self._to_pool(run.id, self._step_task, run.id, then)
 
     def _step_task(self, run_id: str, then: Next) -> None:
         try:
@@ -408,8 +414,9 @@ class Monitor:
         except Exception:
             log.exception("the next step of run %s failed", run_id)
         finally:
-            self._done(run_id)
+            self._done(run_id, pooled=True)
 
-    def _done(self, run_id: str) -> None:
+    def _done(self, run_id: str, *, pooled: bool = False) -> None:
         with self._lock:
             self._in_flight.discard(run_id)
+            self._pool_jobs -= pooled

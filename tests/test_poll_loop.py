@@ -301,3 +301,55 @@ def test_a_monitor_whose_loop_answers_fail_polls_the_usual_way_and_loses_no_slot
     slots = [s.slot for s in snapshots]
     assert len(slots) >= 4
     assert slots == list(range(slots[0], slots[0] + len(slots)))  # none lost, none twice
+
+
+def test_only_the_pools_polls_count_against_the_backlog() -> None:
+    """30 runs at 0.5 s with room for one poll in the pool: the loop polls every slot.
+
+    Counting the loop's polls against the backlog too would leave room for
+    one poll a tick (ten an interval), and each run would miss two slots of
+    three.
+    """
+    from loadmanager.monitor import Monitor
+    from loadmanager.testing.seed import seed_load_test_body
+
+    server = _Swarmable()
+    server.RequestHandlerClass = _PlainHandler
+    clusters = {f"c{i}": server.url for i in range(30)}
+    for _ in serve(server):
+        with lm.connect("memory://") as storage, lm.Orchestrator(
+            storage,
+            lm.ClusterRegistry(clusters),
+            poll_interval=0.5,
+            monitor=False,
+            client_factory=lambda config: client_of(config.url, timeout=2),
+        ) as orch:  # fmt: skip
+            body = seed_load_test_body()
+            runs = [
+                orch.start_run(
+                    orch.create_load_test(
+                        {**body, "locustClusterId": c}, actor=body["createdBy"]
+                    ).id,
+                    actor=body["createdBy"],
+                )
+                for c in clusters
+            ]
+            monitor = Monitor(
+                storage, orch._lifecycle, clock=orch.clock, owner=orch.owner,
+                knows=orch.clusters.__contains__, interval=0.5, max_backlog=1,
+            )  # fmt: skip
+            monitor.start()
+            try:
+                time.sleep(6)
+            finally:
+                monitor.stop()
+            slots = [[s.slot for s in orch.snapshots(r.id)] for r in runs]
+    assert monitor.polls_looped >= 30 * 4
+    for kept in slots:
+        assert len(kept) >= 4
+        assert kept == list(range(kept[0], kept[0] + len(kept)))  # none missed since the first
+
+
+class _PlainHandler(_SwarmableHandler):
+    def do_GET(self) -> None:
+        _Handler.do_GET(self)
