@@ -98,6 +98,7 @@ _LAZY = {
     "LocustStats": "loadmanager.locust.stats",
     "MasterFigures": "loadmanager.locust.stats",
     "MasterPoll": "loadmanager.locust.stats",
+    "SentPoll": "loadmanager.locust.client",
     "Orchestrator": "loadmanager.orchestrator",
     "http": "loadmanager.http",
     # Results for people: comparisons, trends, summaries, reports, plots, exports.
@@ -129,7 +130,7 @@ if _typing.TYPE_CHECKING:
     from .comparison import Comparison, EndpointComparison, FigureDelta, Tolerances
     from .exports import to_csv, to_dataframe
     from .lifecycle import LocustMaster
-    from .locust.client import LocustClient
+    from .locust.client import LocustClient, SentPoll
     from .locust.local import LocalCluster, LocalClusterError
     from .locust.stats import LocustStats, MasterFigures, MasterPoll
     from .orchestrator import Orchestrator
@@ -234,6 +235,7 @@ __all__ = [
     "RunParameters",
     "RunStatus",
     "RunSummary",
+    "SentPoll",
     "SeriesBucket",
     "StaleVersionError",
     "Stat",

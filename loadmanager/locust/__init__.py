@@ -4,7 +4,7 @@ machine. Nothing here imports locust itself: importing it monkey-patches the
 process with gevent, so local clusters run as subprocesses.
 """
 
-from .client import LocustClient, default_retrying
+from .client import LocustClient, SentPoll, default_retrying
 from .stats import (
     LocustErrorRow,
     LocustExceptionRow,
@@ -24,6 +24,7 @@ __all__ = [
     "LocustStats",
     "MasterFigures",
     "MasterPoll",
+    "SentPoll",
     "SwarmResult",
     "WorkerInfo",
     "default_retrying",
