@@ -12,6 +12,7 @@ reads) goes to the pool, as before.
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import socket
 import threading
@@ -23,6 +24,8 @@ from .lifecycle import InFlightPoll
 from .locust.stats import MasterPoll
 
 __all__ = ["PollLoop"]
+
+log = logging.getLogger("loadmanager")
 
 T = TypeVar("T")
 
@@ -72,10 +75,17 @@ class PollLoop(Generic[T]):
                 self._drain()
                 continue
             sent, item, _ = self._sent[key.data]
-            if sent.receive():
+            try:
+                over = sent.receive()
+                polled = sent.result() if over else None
+            except Exception:  # a bug must not end the loop: the usual poll goes on
+                log.exception("reading a poll's answer failed")
+                sent.cancel()
+                over, polled = True, None
+            if over:
                 self._selector.unregister(key.fd)
                 del self._sent[key.data]
-                ended.append((item, sent.result()))
+                ended.append((item, polled))
         now = self._monotonic()
         if now >= self._next_deadline:
             self._next_deadline = float("inf")

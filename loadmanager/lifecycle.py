@@ -143,7 +143,7 @@ class InFlightPoll(Protocol):
         ...
 
 
-Answer = tuple[LoadTestRun, "int | None", LocustMaster, MasterPoll]
+Answer = tuple[LoadTestRun, int | None, LocustMaster, MasterPoll]
 """A run, the slot it was polled for, its master, and what the master said."""
 
 Next = Callable[[], LoadTestRun]

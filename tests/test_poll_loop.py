@@ -353,3 +353,40 @@ def test_only_the_pools_polls_count_against_the_backlog() -> None:
 class _PlainHandler(_SwarmableHandler):
     def do_GET(self) -> None:
         _Handler.do_GET(self)
+
+
+class _Buggy:
+    """A sent poll whose answer is readable but whose reading raises: a bug, injected."""
+
+    timeout = 5.0
+
+    def __init__(self) -> None:
+        self.sock, self.peer = socket.socketpair()
+        self.peer.send(b"x")
+        self.cancelled = False
+
+    def receive(self) -> bool:
+        return True
+
+    def result(self) -> lm.MasterPoll | None:
+        raise RuntimeError("a bug in reading an answer")
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.sock.close()
+
+
+def test_a_bug_reading_an_answer_ends_that_poll_as_none_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    buggy = _Buggy()
+    loop: PollLoop[str] = PollLoop()
+    try:
+        loop.add(buggy, "buggy")
+        assert loop.wait(2) == [("buggy", None)]
+        assert buggy.cancelled
+        assert len(loop) == 0
+        assert "reading a poll's answer failed" in caplog.text
+    finally:
+        loop.close()
+        buggy.peer.close()
