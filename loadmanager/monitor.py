@@ -73,12 +73,12 @@ class Monitor:
             a claim lasts 1.5 intervals.
         max_workers: Threads for what would hold up the loop (see the module
             docstring), so one slow master delays no other.
-        max_backlog: Polls in flight (on the loop or in the pool) or waiting
-            for a worker, at most (sixteen per worker by default: fewer held
-            polls back that the network, not the CPU, was delaying). Past its
-            capacity the Monitor polls the runs that waited longest and leaves
+        max_backlog: Polls and steps given to the workers (running or
+            waiting), at most (sixteen per worker by default: fewer held polls
+            back that the network, not the CPU, was delaying). Past it the
+            Monitor gives the workers the runs that waited longest and leaves
             the rest for the next tick, instead of queueing polls whose
-            answers would come slots late.
+            answers would come slots late. The loop's polls do not count.
 
     Attributes:
         polls_looped: Polls sent on the background thread's loop so far.
@@ -313,10 +313,16 @@ class Monitor:
                 due.append((run, pending, slot, last))
         # Should the pool's room run out, the runs most slots behind go first.
         due.sort(key=lambda d: d[3] - d[2])  # last - slot < 0: most behind first
-        # Every claim due this tick renewed at once: one write, not one each.
-        claimed = self._claim_or_keep([run.id for run, _, _, _ in due])
         with self._lock:
             room = self._max_backlog - self._pool_jobs
+        if loop is None:
+            # Claim only what the pool has room for: a replica whose workers
+            # are all held up (by hung masters, say) lets the claims of the
+            # runs it cannot poll lapse, and another replica takes them.
+            polls = [d for d in due if d[0].id not in launching]
+            due = [d for d in due if d[0].id in launching] + polls[: max(0, room)]
+        # Every claim due this tick renewed at once: one write, not one each.
+        claimed = self._claim_or_keep([run.id for run, _, _, _ in due])
         for run, pending, slot, _ in due:
             if run.id not in claimed:
                 continue
