@@ -1,15 +1,14 @@
 """What a poll costs when one thread polls every master: a floor for the Monitor.
 
-The Monitor polls from a pool of threads (``bench_monitor_fanout.py``); a
-poll's system time is mostly those threads handing work and the GIL to each
-other. This bench is the issue 18 direction measured before it is built: one
-thread, one ``selectors`` loop, a kept-alive socket to each simulated master
-(bench/_fake_masters.py), each polled once an interval, its answer framed by
-httptools, parsed into ``LocustStats`` and made a snapshot as the Monitor
-does, and the snapshots stored a batch every 50 ms. What it leaves out (the
-claims, the lifecycle's checks of each answer, the runs' listing, the plugin)
-the Monitor has to add. Prints CPU per poll; asserts nothing (it is not a
-test) and needs the ``fast`` extra (httptools, orjson).
+One thread, one ``selectors`` loop, a kept-alive socket to each simulated
+master (bench/_fake_masters.py), each polled once an interval, its answer
+framed by httptools, parsed into ``LocustStats`` and made a snapshot as the
+Monitor does, and the snapshots stored a batch every 50 ms: the floor under
+the Monitor, which has polled this way since issue 18's twelfth round and
+adds the claims, the lifecycle's checks of each answer and the runs' listing
+(compare with ``bench_monitor_fanout.py``). Written before the Monitor's loop
+to measure the direction first. Prints CPU per poll; asserts nothing (it is
+not a test) and needs the ``fast`` extra (httptools, orjson).
 
     python bench/bench_one_loop_poll.py --counts 2000 --storage sqlite
 """
