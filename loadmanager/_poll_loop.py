@@ -56,12 +56,17 @@ class PollLoop(Generic[T]):
         return len(self._sent)
 
     def add(self, sent: InFlightPoll, item: T) -> None:
-        """Wait for ``sent``'s answer, up to its timeout from now."""
+        """Wait for ``sent``'s answer, up to its timeout from now.
+
+        Raises:
+            ValueError, OSError: the selector refuses the socket (closed, or
+                waited on already); nothing was added.
+        """
         fd = sent.sock.fileno()
         deadline = self._monotonic() + sent.timeout
+        self._selector.register(fd, selectors.EVENT_READ, fd)  # first: it may refuse
         self._sent[fd] = (sent, item, deadline)
         self._next_deadline = min(self._next_deadline, deadline)
-        self._selector.register(fd, selectors.EVENT_READ, fd)
 
     def wait(self, timeout: float) -> list[tuple[T, MasterPoll | None]]:
         """The polls that ended within ``timeout`` seconds (or since :meth:`wake`).

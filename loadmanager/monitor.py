@@ -364,9 +364,14 @@ class Monitor:
                 sent = None
             if sent is not None:
                 master, request = sent
-                loop.add(request, (run, slot, master))
-                self.polls_looped += 1
-                return "loop"
+                try:
+                    loop.add(request, (run, slot, master))
+                except (OSError, ValueError):  # a socket the selector refuses
+                    log.exception("waiting on the poll of run %s failed", run.id)
+                    request.cancel()
+                else:
+                    self.polls_looped += 1
+                    return "loop"
         if not pool:
             self._done(run.id)
             return None

@@ -390,3 +390,17 @@ def test_a_bug_reading_an_answer_ends_that_poll_as_none_and_the_loop_goes_on(
     finally:
         loop.close()
         buggy.peer.close()
+
+
+def test_a_socket_the_selector_refuses_is_an_error_and_nothing_is_added() -> None:
+    closed = _Buggy()
+    closed.sock.close()
+    loop: PollLoop[str] = PollLoop()
+    try:
+        with pytest.raises(ValueError, match="Invalid file descriptor"):
+            loop.add(closed, "closed")
+        assert len(loop) == 0
+        assert loop.wait(0) == []
+    finally:
+        loop.close()
+        closed.peer.close()
