@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import loadmanager as lm
 from loadmanager.repositories import Storage
 from loadmanager.repositories.sqlite import SCHEMA_VERSION, SqliteStorage
-from loadmanager.testing import make_load_test, make_snapshot
+from loadmanager.testing import make_load_test, make_snapshot, strategies
 from loadmanager.testing.contracts import MetricsContract, StorageContract, _brute_series
 
 
@@ -1174,3 +1174,32 @@ def test_migration_10_makes_again_the_endpoint_cells_of_runs_with_two_rows_one_k
         storage.metrics.fold()
         assert same(storage, "twice")
     assert cells_of("once") == planted_once
+
+
+@given(
+    strategies.metric_snapshots(),
+    st.lists(
+        st.builds(
+            lm.Failure, st.sampled_from(["GET", ""]), st.text(max_size=5), st.text(max_size=5),
+            st.integers(0, 10**6),
+        ),
+        max_size=2,
+    ),
+)  # fmt: skip
+def test_a_snapshot_document_is_the_converters_without_its_empty_lists(
+    snapshot: lm.MetricSnapshot, failures: list[lm.Failure]
+) -> None:
+    """The document a write makes by hand for most snapshots (no failures,
+    workers or histograms) is the one the converter makes, empty lists left
+    out: a field added to MetricSnapshot cannot go unwritten."""
+    import attrs
+
+    from loadmanager.repositories.sqlite import _LEFT_OUT_IF_EMPTY, _document, _snapshot_doc
+
+    snapshot = attrs.evolve(snapshot, failures=tuple(failures))
+    expected = {
+        key: value
+        for key, value in _snapshot_doc(snapshot).items()
+        if value or key not in _LEFT_OUT_IF_EMPTY
+    }
+    assert json.loads(_document(snapshot)) == expected
