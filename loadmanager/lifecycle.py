@@ -413,12 +413,8 @@ class RunLifecycle:
                 expiry); after another replica took the run over it is dropped,
                 since that replica's polls cover the moment.
         """
-        with self._lock:
-            ours_starting = run.id in self._launching
-        if not run.is_active or ours_starting:
+        if not self._ours_to_poll(run):
             return run
-        if run.locust_cluster_id not in self._masters:
-            return run  # not ours to judge: a replica that knows the cluster will
         if run.status is RunStatus.PENDING:
             return self._adopt(run)
         master = self._masters.master(run)
@@ -429,6 +425,15 @@ class RunLifecycle:
         [(after, then)] = self.answered([(run, slot, master, polled)])
         return after if then is None else then()
 
+    def _ours_to_poll(self, run: LoadTestRun) -> bool:
+        """Whether a poll here may judge the run: it is active, not being
+        started here (the starter does), and its cluster is known here (else
+        a replica that knows it will)."""
+        with self._lock:
+            if run.id in self._launching:
+                return False
+        return run.is_active and run.locust_cluster_id in self._masters
+
     def send_poll(self, run: LoadTestRun) -> tuple[LocustMaster, InFlightPoll] | None:
         """Send the run's poll without waiting for it, when a poll only reads its figures.
 
@@ -438,12 +443,7 @@ class RunLifecycle:
         master cannot take a poll so (a test's fake, HTTPS, no kept-alive
         connection yet).
         """
-        if not run.is_active or run.status is RunStatus.PENDING:
-            return None
-        with self._lock:
-            if run.id in self._launching:
-                return None
-        if run.locust_cluster_id not in self._masters:
+        if run.status is RunStatus.PENDING or not self._ours_to_poll(run):
             return None
         try:
             master = self._masters.master(run)
