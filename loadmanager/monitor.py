@@ -85,6 +85,7 @@ class Monitor:
         polls_pooled: Polls made in the pool so far (first polls, failed
             answers polled again, masters without kept-alive reads): a
             figure to watch, since each costs about twice a looped one.
+            Both are exact when ``tick()`` runs beside the background thread.
     """
 
     def __init__(
@@ -370,7 +371,8 @@ class Monitor:
                     log.exception("waiting on the poll of run %s failed", run.id)
                     request.cancel()
                 else:
-                    self.polls_looped += 1
+                    with self._lock:  # tick() may run beside the background thread
+                        self.polls_looped += 1
                     return "loop"
         if not pool:
             self._done(run.id)
@@ -380,7 +382,8 @@ class Monitor:
 
     def _pooled(self, run: LoadTestRun, slot: int) -> None:
         """Poll the run in the pool (it is in flight already)."""
-        self.polls_pooled += 1
+        with self._lock:
+            self.polls_pooled += 1
         self._to_pool(run.id, self._poll_task, run, slot)
 
     def _to_pool(self, run_id: str, task: Callable[..., None], *args: object) -> None:
