@@ -35,24 +35,14 @@ from loadmanager.testing import make_load_test, make_run
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
+def endpoint_values(rows: int) -> list[tuple[object, ...]]:
+    """The bench's endpoint rows as plain values, EndpointStats' fields in order."""
+    figures = (0.1, 12.5, 1.0, 250.0, 11.0, 40.0, 90.0)  # fail/s, then the response times
+    return [("GET", f"/api/endpoint/{n}", 1000 * n, n, 10.0 + n, *figures) for n in range(rows)]
+
+
 def snapshots(run_id: str, count: int, rows_per_snapshot: int = 10) -> Iterator[lm.MetricSnapshot]:
-    rows = tuple(
-        EndpointStats(
-            "GET",
-            f"/api/endpoint/{n}",
-            1000 * n,
-            n,
-            10.0 + n,
-            0.1,
-            12.5,
-            1.0,
-            250.0,
-            11.0,
-            40.0,
-            90.0,
-        )
-        for n in range(rows_per_snapshot)
-    )
+    rows = tuple(EndpointStats(*values) for values in endpoint_values(rows_per_snapshot))
     for i in range(count):
         yield lm.MetricSnapshot(
             load_test_run_id=run_id,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_metrics_storage import snapshots
+from bench_metrics_storage import endpoint_values, snapshots
 
 import loadmanager as lm
 from loadmanager.clock import to_millis
@@ -139,23 +139,7 @@ def pack_from_tuples(rows: int) -> Callable[[lm.MetricSnapshot], bytes]:
     counts = operator.itemgetter(slice(2, 2 + len(COUNTS)))
     figures = operator.itemgetter(slice(2 + len(COUNTS), None))
     chain = itertools.chain.from_iterable
-    values = [
-        (
-            "GET",
-            f"/api/endpoint/{n}",
-            1000 * n,
-            n,
-            10.0 + n,
-            0.1,
-            12.5,
-            1.0,
-            250.0,
-            11.0,
-            40.0,
-            90.0,
-        )
-        for n in range(rows)
-    ]
+    values = endpoint_values(rows)
     return lambda _snap: packer.pack(*chain(map(counts, values)), *chain(map(figures, values)))
 
 
